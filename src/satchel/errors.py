@@ -1,0 +1,195 @@
+"""The one error tree of satchel.
+
+Every error satchel raises on purpose is a :class:`SatchelError`. Misuse of an
+argument's *type* stays a plain ``TypeError``; everything else a user can act
+on is here, and every message names the thing, the reason and the fix.
+
+::
+
+    SatchelError
+    ├── StoreError                     the local store (journal files, layout)
+    │   ├── SchemaVersionError         store written by a newer satchel
+    │   └── StoreBusyError             another process holds a lock we need
+    ├── CacheError                     the content-addressed object cache
+    │   ├── IntegrityError             bytes do not match their digest
+    │   └── ObjectMissingError         the bytes are not in the cache
+    ├── NotFoundError                  a RID, table, term or execution is unknown
+    │   ├── UnknownRIDError
+    │   ├── UnknownAssetTableError
+    │   └── UnknownTermError
+    ├── ExecutionError                 execution lifecycle and asset registration
+    │   ├── InvalidTransitionError     status change the state machine forbids
+    │   ├── DuplicateAssetError        same (table, file name) twice in one execution
+    │   ├── MissingSourceError         a file to register or commit does not exist
+    │   ├── FileChangedError           a file changed while it was being captured
+    │   └── CommitError                commit_output_assets could not complete
+    ├── RemoteError                    talking to ERMrest / Hatrac
+    │   ├── TransportError             connect, timeout, reset: no HTTP answer
+    │   ├── ProtocolError              an answer that breaks the protocol
+    │   └── RemoteStatusError          an HTTP answer with an error status
+    │       ├── AuthenticationError    401: no or bad credentials
+    │       ├── PermissionDenied       403
+    │       ├── NotFound               404
+    │       ├── Conflict               409
+    │       └── PreconditionFailed     412
+    ├── SyncError                      the sync engine
+    │   └── ConflictError              local and remote changed the same thing
+    └── BundleError                    air-gap bundles
+"""
+
+from __future__ import annotations
+
+
+class SatchelError(Exception):
+    """Root of every error satchel raises on purpose."""
+
+
+# --- local store -----------------------------------------------------------
+
+
+class StoreError(SatchelError):
+    """The local store could not be opened or used."""
+
+
+class SchemaVersionError(StoreError):
+    """The store's journal was written by a newer satchel than this one."""
+
+
+class StoreBusyError(StoreError):
+    """Another process holds a lock this operation needs."""
+
+
+# --- cache -----------------------------------------------------------------
+
+
+class CacheError(SatchelError):
+    """The content-addressed cache could not do what was asked."""
+
+
+class IntegrityError(CacheError):
+    """Bytes do not match the digest they are stored or announced under."""
+
+
+class ObjectMissingError(CacheError):
+    """The bytes an operation needs are not in the local cache."""
+
+
+# --- lookups ---------------------------------------------------------------
+
+
+class NotFoundError(SatchelError, LookupError):
+    """Something named by the caller is not known to the store."""
+
+
+class UnknownRIDError(NotFoundError):
+    """No asset, execution or workflow has this RID (nor has it as an alias)."""
+
+
+class UnknownAssetTableError(NotFoundError):
+    """The name is not an asset table of the catalog model."""
+
+
+class UnknownTermError(NotFoundError):
+    """The term is not in the vocabulary."""
+
+
+# --- executions ------------------------------------------------------------
+
+
+class ExecutionError(SatchelError):
+    """An execution could not do what was asked."""
+
+
+class InvalidTransitionError(ExecutionError):
+    """The execution status state machine forbids this change."""
+
+
+class DuplicateAssetError(ExecutionError):
+    """The same (asset table, file name) was registered twice in one execution."""
+
+
+class MissingSourceError(ExecutionError, FileNotFoundError):
+    """A file that should exist (to register, rename or commit) does not."""
+
+
+class FileChangedError(ExecutionError):
+    """A file changed while satchel was capturing it."""
+
+
+class CommitError(ExecutionError):
+    """commit_output_assets could not complete; nothing was committed."""
+
+
+# --- remote ----------------------------------------------------------------
+
+
+class RemoteError(SatchelError):
+    """A request to the DERIVA servers failed.
+
+    ``method`` and ``url`` name the request; ``url`` never carries secrets.
+    """
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None):
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class TransportError(RemoteError):
+    """No HTTP answer: connection refused or reset, timeout, TLS failure."""
+
+
+class ProtocolError(RemoteError):
+    """The server answered, but not in a way the protocol allows."""
+
+
+class RemoteStatusError(RemoteError):
+    """The server answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
+    ):
+        super().__init__(message, method=method, url=url)
+        self.status = status
+        self.body = body
+
+
+class AuthenticationError(RemoteStatusError):
+    """401: the server needs credentials we do not have or that it refused."""
+
+
+class PermissionDenied(RemoteStatusError):
+    """403: authenticated, but not allowed."""
+
+
+class NotFound(RemoteStatusError):
+    """404 from the server."""
+
+
+class Conflict(RemoteStatusError):
+    """409 from the server."""
+
+
+class PreconditionFailed(RemoteStatusError):
+    """412 from the server."""
+
+
+# --- sync and bundles ------------------------------------------------------
+
+
+class SyncError(SatchelError):
+    """The sync engine could not do what was asked."""
+
+
+class ConflictError(SyncError):
+    """The same field changed locally and remotely since the last pull."""
+
+
+class BundleError(SatchelError):
+    """An air-gap bundle is malformed, incomplete or fails verification."""
