@@ -1,5 +1,8 @@
 """satchel: a local-first provenance store for ML assets, synced to DERIVA later."""
 
+from satchel.asset import Asset, AssetExecution, AssetFilePath
+from satchel.cache import Digest
+from satchel.config import AssetSpec, DatasetSpec, ExecutionConfiguration, Workflow
 from satchel.errors import (
     AuthenticationError,
     BundleError,
@@ -32,10 +35,28 @@ from satchel.errors import (
     UnknownTermError,
 )
 
+from satchel.execution import Execution, UploadReport
+from satchel.ml import DerivaML, UpdateAssetResult, VocabularyTerm
+from satchel.status import Status
+
 __version__ = "0.1.0"
 
 __all__ = sorted(
     [
+        "Asset",
+        "AssetExecution",
+        "AssetFilePath",
+        "AssetSpec",
+        "DatasetSpec",
+        "DerivaML",
+        "Digest",
+        "Execution",
+        "ExecutionConfiguration",
+        "Status",
+        "UpdateAssetResult",
+        "UploadReport",
+        "VocabularyTerm",
+        "Workflow",
         "AuthenticationError",
         "BundleError",
         "CacheError",

@@ -1,0 +1,412 @@
+"""The content-addressed object cache.
+
+Layout under the cache root (see docs/internals.md)::
+
+    objects/ab/cdef...   one read-only file per blake3 digest (hex, 2-char fan-out)
+    tmp/                 temp files while ingesting; leftovers are crash debris
+    quarantine/          objects that failed verification, kept for inspection
+    index.db             stat cache and each object's MD5 and size
+
+Bytes enter by :meth:`ObjectCache.ingest` (hash and copy in one pass, temp,
+fsync, rename) and leave by :meth:`ObjectCache.export` (verified first).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from satchel.cache.digest import CHUNK, Digest, Hasher
+from satchel.cache.durable import fsync_dir, is_temp_name, remove_quietly, sync_filesystem, temp_name
+from satchel.cache.linking import DEFAULT_LINK_MODES, check_modes, try_hardlink, try_reflink
+from satchel.cache.statcache import CacheIndex
+from satchel.errors import CacheError, FileChangedError, IntegrityError, MissingSourceError, ObjectMissingError
+
+log = logging.getLogger("satchel.cache")
+
+#: files up to this size are read in one call
+SMALL = 4 * CHUNK
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """One file taken into the cache: its digest, and whether bytes were copied."""
+
+    source: Path
+    digest: Digest
+    copied: bool
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    bytes_checked: int = 0
+    quarantined: list[str] = field(default_factory=list)
+    temp_removed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.quarantined
+
+
+def _hash_fd(fd: int, size_hint: int, out: int | None) -> Digest:
+    """Read ``fd`` to its end once, feeding both hashes and copying to ``out``."""
+    h = Hasher()
+    if size_hint <= SMALL:
+        data = os.read(fd, size_hint + 1)
+        while data:
+            h.update(data)
+            if out is not None:
+                _write_all(out, data)
+            data = os.read(fd, CHUNK)
+        return h.digest()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            chunk = view[:n]
+            h.update(chunk)
+            if out is not None:
+                _write_all(out, chunk)
+    return h.digest()
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class ObjectCache:
+    """Read-only objects named by blake3, with MD5 and size alongside."""
+
+    def __init__(self, root: os.PathLike[str] | str, *, link_modes: Sequence[str] = DEFAULT_LINK_MODES):
+        self.root = Path(root)
+        self.objects_dir = self.root / "objects"
+        self.tmp_dir = self.root / "tmp"
+        self.quarantine_dir = self.root / "quarantine"
+        for d in (self.objects_dir, self.tmp_dir, self.quarantine_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.link_modes = check_modes(link_modes)
+        self.index = CacheIndex(self.root / "index.db")
+
+    def close(self) -> None:
+        self.index.close()
+
+    # --- naming ---------------------------------------------------------------
+
+    def path_of(self, digest: Digest | str) -> Path:
+        b3 = digest.blake3 if isinstance(digest, Digest) else digest
+        return self.objects_dir / b3[:2] / b3[2:]
+
+    def has(self, digest: Digest | str) -> bool:
+        return self.path_of(digest).exists()
+
+    def digest_of(self, blake3: str) -> Digest | None:
+        """The full digest of a cached object (from the index, else by hashing)."""
+        known = self.index.object_digest(blake3)
+        if known is not None:
+            return known
+        path = self.path_of(blake3)
+        if not path.exists():
+            return None
+        return self.hash_file(path)
+
+    # --- hashing user files ------------------------------------------------------
+
+    def hash_file(self, path: Path, *, use_stat_cache: bool = True) -> Digest:
+        """The digest of a file, from the stat cache when it is unchanged."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if use_stat_cache:
+                known = self.index.lookup(st)
+                if known is not None:
+                    return known
+            digest = _hash_fd(fd, st.st_size, None)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            raise FileChangedError(f"{path} changed while it was being hashed; hash it again once it is complete")
+        self.index.record([(st, digest, False)])
+        return digest
+
+    def file_matches(self, path: Path, digest: Digest) -> bool:
+        """Does ``path`` (not following a final symlink) hold exactly these bytes?"""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_size != digest.size:
+            return False
+        known = self.index.lookup(st)
+        if known is not None:
+            return known == digest
+        return self.hash_file(path, use_stat_cache=False) == digest
+
+    # --- ingest -------------------------------------------------------------------
+
+    def ingest(self, source: os.PathLike[str] | str, *, durable: bool = True) -> Captured:
+        """Capture one file into the cache; durable on return unless told not to be."""
+        captured = self._capture(Path(source))
+        if durable:
+            sync_filesystem(self.root)
+        self.index.add_objects([captured.digest])
+        return captured
+
+    def ingest_many(
+        self,
+        sources: Sequence[Path],
+        *,
+        workers: int | None = None,
+        progress: Progress | None = None,
+    ) -> list[Captured]:
+        """Capture many files, in parallel, with one filesystem sync at the end.
+
+        Raises the first failure after every capture has finished; objects
+        already written stay (they are content-addressed, so harmless).
+        """
+        if not sources:
+            return []
+        workers = workers or min(4, (os.cpu_count() or 2) * 2)
+        done = 0
+        results: list[Captured] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="satchel-ingest") as pool:
+            futures = [pool.submit(self._capture, src) for src in sources]
+            error: BaseException | None = None
+            for fut in futures:
+                try:
+                    results.append(fut.result())
+                except BaseException as exc:  # keep draining so no thread is left writing
+                    error = error or exc
+                done += 1
+                if progress is not None:
+                    progress(done, len(sources))
+        if error is not None:
+            raise error
+        sync_filesystem(self.root)
+        self.index.add_objects([c.digest for c in results if c.copied])
+        return results
+
+    def _capture(self, source: Path) -> Captured:
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise MissingSourceError(f"{source} does not exist; write it (or register another path) before committing") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CacheError(f"{source} is not a regular file; only files can be assets")
+            known = self.index.lookup(st)
+            if known is not None and self.has(known):
+                return Captured(source, known, False)
+            tmp = temp_name(self.tmp_dir)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+            try:
+                digest = _hash_fd(fd, st.st_size, out)
+                after = os.fstat(fd)
+                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or digest.size != st.st_size:
+                    raise FileChangedError(
+                        f"{source} changed while satchel was capturing it; finish writing it, then commit again"
+                    )
+            except BaseException:
+                os.close(out)
+                remove_quietly(tmp)
+                raise
+            os.close(out)
+        finally:
+            os.close(fd)
+        final = self.path_of(digest)
+        if final.exists():
+            remove_quietly(tmp)
+            copied = False
+        else:
+            final.parent.mkdir(exist_ok=True)
+            os.replace(tmp, final)
+            copied = True
+        self.index.record([(st, digest, False), (os.stat(final), digest, True)])
+        return Captured(source, digest, copied)
+
+    def ingest_stream(self, chunks: Iterable[bytes], *, expected_md5: str | None = None) -> Digest:
+        """Store bytes arriving as chunks (e.g. a download), durably."""
+        tmp = temp_name(self.tmp_dir)
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        h = Hasher()
+        try:
+            for chunk in chunks:
+                h.update(chunk)
+                _write_all(out, chunk)
+            digest = h.digest()
+            if expected_md5 is not None and digest.md5 != expected_md5.lower():
+                raise IntegrityError(f"received bytes have MD5 {digest.md5}, expected {expected_md5}; fetch again")
+            os.fsync(out)
+        except BaseException:
+            os.close(out)
+            remove_quietly(tmp)
+            raise
+        os.close(out)
+        final = self.path_of(digest)
+        final.parent.mkdir(exist_ok=True)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+        self.index.record([(os.stat(final), digest, True)])
+        self.index.add_objects([digest])
+        return digest
+
+    # --- export ------------------------------------------------------------------
+
+    def _object_stat(self, digest: Digest) -> tuple[Path, os.stat_result]:
+        obj = self.path_of(digest)
+        try:
+            return obj, os.stat(obj)
+        except FileNotFoundError:
+            raise ObjectMissingError(f"object {digest.short} is not in the cache at {self.root}") from None
+
+    def verify_object(self, digest: Digest) -> Path:
+        """Check a cached object against its digest (stat cache first); quarantine on mismatch."""
+        obj, st = self._object_stat(digest)
+        if self.index.lookup(st) == digest:
+            return obj
+        actual = self.hash_file(obj, use_stat_cache=False)
+        if actual != digest:
+            self._quarantine(obj, digest.blake3)
+            raise IntegrityError(
+                f"cached object {digest.short} is corrupt (its bytes hash to {actual.short}); it was "
+                f"moved to {self.quarantine_dir}; fetch the asset again while online"
+            )
+        return obj
+
+    def read_bytes(self, digest: Digest) -> bytes:
+        """The object's bytes, verified against the full digest before return."""
+        obj, _ = self._object_stat(digest)
+        data = obj.read_bytes()
+        h = Hasher()
+        h.update(data)
+        if h.digest() != digest:
+            self._quarantine(obj, digest.blake3)
+            raise IntegrityError(f"cached object {digest.short} is corrupt; it was quarantined")
+        return data
+
+    def export(self, digest: Digest, dest: Path, *, link_modes: Sequence[str] | None = None, durable: bool = True) -> str:
+        """Put verified bytes at ``dest`` atomically; returns the link mode used.
+
+        ``dest`` is replaced by rename, never written through: if it is a
+        symlink, the link is replaced and its target left untouched.
+        """
+        modes = check_modes(link_modes) if link_modes is not None else self.link_modes
+        obj, st_obj = self._object_stat(digest)
+        tmp = temp_name(dest.parent, dest.name)
+        used = None
+        try:
+            for mode in modes:
+                if mode == "reflink" and try_reflink(obj, tmp, st_obj.st_dev):
+                    used = mode
+                elif mode == "hardlink" and try_hardlink(obj, tmp, st_obj.st_dev):
+                    used = mode
+                elif mode == "copy":
+                    self._copy_verified(obj, tmp, digest)
+                    used = mode
+                if used:
+                    break
+            if used is None:
+                raise CacheError(f"none of the link modes {modes} could place {dest}; add 'copy' to the modes")
+            if used != "copy":
+                self.verify_object(digest)
+            os.replace(tmp, dest)
+        except BaseException:
+            remove_quietly(tmp)
+            raise
+        if durable:
+            fsync_dir(dest.parent)
+        if used != "hardlink":
+            self.index.record([(os.stat(dest), digest, True)])
+        return used
+
+    def _copy_verified(self, obj: Path, tmp: Path, digest: Digest) -> None:
+        src = os.open(obj, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                actual = _hash_fd(src, digest.size, out)
+                if actual != digest:
+                    self._quarantine(obj, digest.blake3)
+                    raise IntegrityError(
+                        f"cached object {digest.short} is corrupt (its bytes hash to {actual.short}); "
+                        f"it was quarantined; fetch the asset again while online"
+                    )
+                os.fsync(out)
+            finally:
+                os.close(out)
+        finally:
+            os.close(src)
+
+    # --- verify ---------------------------------------------------------------------
+
+    def _quarantine(self, obj: Path, name: str) -> None:
+        target = self.quarantine_dir / f"{name}.{time.time_ns()}"
+        try:
+            os.replace(obj, target)
+        except FileNotFoundError:
+            return
+        self.index.remove_object(name)
+        log.warning("quarantined corrupt cache object %s to %s", name[:12], target)
+
+    def iter_objects(self) -> Iterable[Path]:
+        for sub in sorted(self.objects_dir.iterdir()):
+            if sub.is_dir():
+                yield from sorted(p for p in sub.iterdir() if not is_temp_name(p.name))
+
+    def verify(self, *, progress: Progress | None = None) -> VerifyReport:
+        """Re-hash every object; quarantine those whose bytes do not match their name."""
+        report = VerifyReport()
+        objects = list(self.iter_objects())
+        for i, obj in enumerate(objects, 1):
+            name = obj.parent.name + obj.name
+            actual = self.hash_file(obj, use_stat_cache=False)
+            report.checked += 1
+            report.bytes_checked += actual.size
+            if actual.blake3 != name:
+                self._quarantine(obj, name)
+                report.quarantined.append(name)
+            else:
+                self.index.add_objects([actual])
+            if progress is not None:
+                progress(i, len(objects))
+        report.temp_removed = self.remove_temp_debris()
+        return report
+
+    def remove_temp_debris(self, older_than_s: float = 3600.0) -> int:
+        """Delete temp files a crashed ingest left behind."""
+        removed = 0
+        cutoff = time.time() - older_than_s
+        for p in self.tmp_dir.iterdir():
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def disk_usage(self) -> tuple[int, int]:
+        """(object count, bytes) in the cache."""
+        count = total = 0
+        for obj in self.iter_objects():
+            count += 1
+            total += obj.stat().st_size
+        return count, total
+
+    def clear_quarantine(self) -> None:
+        shutil.rmtree(self.quarantine_dir, ignore_errors=True)
+        self.quarantine_dir.mkdir(exist_ok=True)

@@ -1,0 +1,171 @@
+"""The stat cache: (device, inode, size, mtime_ns) -> digest.
+
+An unchanged file is never hashed twice. Entries live in the cache's
+``index.db`` (SQLite, WAL) with an in-process memo in front, so a hit costs one
+``lstat`` and a dict lookup.
+
+Racy entries: a file modified within the filesystem's timestamp granularity
+after we hashed it could keep its mtime. As git does, an entry whose mtime is
+not clearly older than the moment it was recorded is *racy* and is not trusted;
+the file is hashed again (and recorded again, no longer racy). Files satchel
+writes itself (cache objects, exported copies) are recorded as they are written,
+since no one else can have written them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+
+from satchel.cache.digest import Digest
+
+#: an entry is trusted only if the file's mtime is this much older than the record
+RACY_NS = 20_000_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stat_entries (
+    device INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    recorded_ns INTEGER NOT NULL,
+    trusted INTEGER NOT NULL,
+    blake3 TEXT NOT NULL,
+    md5 TEXT NOT NULL,
+    PRIMARY KEY (device, inode)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects (
+    blake3 TEXT PRIMARY KEY,
+    md5 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_md5 ON objects (md5);
+"""
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class CacheIndex:
+    """The cache's own small SQLite file: stat entries and the objects' MD5s.
+
+    Everything in it can be rebuilt from the bytes, so it is written with
+    ``synchronous=NORMAL``; losing its last transactions costs a re-hash, never
+    correctness.
+    """
+
+    def __init__(self, path: os.PathLike[str] | str) -> None:
+        self._path = os.fspath(path)
+        self._local = threading.local()
+        self._memo: dict[tuple[int, int], tuple[int, int, Digest]] = {}
+        self._lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._all_conns = getattr(self, "_all_conns", []) + [conn]
+        return conn
+
+    def close(self) -> None:
+        for conn in getattr(self, "_all_conns", []):
+            conn.close()
+        self._all_conns = []
+        self._local = threading.local()
+
+    # --- stat entries ---------------------------------------------------------
+
+    def lookup(self, st: os.stat_result) -> Digest | None:
+        """The digest recorded for this exact file state, if trusted."""
+        key = (st.st_dev, st.st_ino)
+        hit = self._memo.get(key)
+        if hit is None:
+            row = self._conn().execute(
+                "SELECT size, mtime_ns, recorded_ns, trusted, blake3, md5 FROM stat_entries"
+                " WHERE device=? AND inode=?",
+                key,
+            ).fetchone()
+            if row is None:
+                return None
+            size, mtime_ns, recorded_ns, trusted, b3, md5 = row
+            if not trusted and mtime_ns >= recorded_ns - RACY_NS:
+                return None
+            hit = (size, mtime_ns, Digest(b3, md5, size))
+            self._memo[key] = hit
+        size, mtime_ns, digest = hit
+        if size != st.st_size or mtime_ns != st.st_mtime_ns:
+            return None
+        return digest
+
+    def record(self, entries: list[tuple[os.stat_result, Digest, bool]]) -> None:
+        """Record (stat, digest, written_by_us) triples in one transaction."""
+        if not entries:
+            return
+        now = time.time_ns()
+        rows = []
+        for st, digest, ours in entries:
+            rows.append(
+                (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, now, int(ours), digest.blake3, digest.md5)
+            )
+            if ours or st.st_mtime_ns < now - RACY_NS:
+                self._memo[(st.st_dev, st.st_ino)] = (st.st_size, st.st_mtime_ns, digest)
+            else:
+                self._memo.pop((st.st_dev, st.st_ino), None)
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR REPLACE INTO stat_entries VALUES (?,?,?,?,?,?,?,?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def forget(self, st: os.stat_result) -> None:
+        self._memo.pop((st.st_dev, st.st_ino), None)
+        self._conn().execute(
+            "DELETE FROM stat_entries WHERE device=? AND inode=?", (st.st_dev, st.st_ino)
+        )
+
+    # --- object facts -----------------------------------------------------------
+
+    def add_objects(self, digests: list[Digest]) -> None:
+        if not digests:
+            return
+        now = time.time_ns()
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR IGNORE INTO objects VALUES (?,?,?,?)",
+                [(d.blake3, d.md5, d.size, now) for d in digests],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def remove_object(self, blake3: str) -> None:
+        self._conn().execute("DELETE FROM objects WHERE blake3=?", (blake3,))
+
+    def find_by_md5(self, md5: str) -> list[Digest]:
+        rows = self._conn().execute(
+            "SELECT blake3, md5, size FROM objects WHERE md5=?", (md5,)
+        ).fetchall()
+        return [Digest(*r) for r in rows]
+
+    def object_digest(self, blake3: str) -> Digest | None:
+        row = self._conn().execute(
+            "SELECT blake3, md5, size FROM objects WHERE blake3=?", (blake3,)
+        ).fetchone()
+        return Digest(*row) if row else None

@@ -1,0 +1,486 @@
+"""Execution: one run of a workflow, with the files it reads and writes.
+
+Everything here is local: the journal records the execution, its status
+history, the files registered for output and the links to every asset it read
+or wrote; the sync engine tells the catalog later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from satchel.asset import AssetFilePath
+from satchel.cache.durable import remove_quietly, temp_name
+from satchel.errors import (
+    CommitError,
+    DuplicateAssetError,
+    ExecutionError,
+    MissingSourceError,
+)
+from satchel.journal import queries as q
+from satchel.journal import read_transaction, write_transaction
+from satchel.journal.models import AssetRow, ExecutionRow, Registration
+from satchel.mlschema import INPUT_FILE, OUTPUT_FILE
+from satchel.status import Status, check_transition
+from satchel.store import allocate_rids, now
+
+if TYPE_CHECKING:
+    from satchel.ml import DerivaML
+
+log = logging.getLogger("satchel.execution")
+
+#: deriva-ml renames this file: a leading underscore upsets S3-backed Hatrac
+_RENAMED = {"_implementations.log": "-implementations.log"}
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def hatrac_url(table: str, md5: str, filename: str) -> str:
+    """The MD5-keyed object name deriva-ml uses: ``/hatrac/<Table>/<md5>.<filename>``, percent-encoded."""
+    return f"/hatrac/{quote(table, safe='')}/{md5}.{quote(filename, safe='')}"
+
+
+@dataclass
+class UploadReport:
+    """What ``commit_output_assets`` did (deriva-ml's field names; offline, "uploaded" means committed)."""
+
+    execution_rids: list[str]
+    total_uploaded: int = 0
+    total_failed: int = 0
+    per_table: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    assets: list[AssetFilePath] = field(default_factory=list)
+    bytes_captured: int = 0
+    new_objects: int = 0
+
+    @property
+    def committed(self) -> int:
+        return self.total_uploaded
+
+
+class Execution:
+    """A run of a workflow. Create it with ``ml.create_execution``; use it as a context manager."""
+
+    def __init__(self, ml: DerivaML, row: ExecutionRow, *, dry_run: bool = False) -> None:
+        self._ml = ml
+        self._id = row.id
+        self.execution_rid: str = row.rid
+        self.dry_run = dry_run
+        self.working_dir = ml.store.execution_dir(row.rid)
+        self.configuration: dict[str, Any] = dict(row.configuration or {})
+        self.asset_paths: dict[str, list[AssetFilePath]] = {}
+        self._in_block = False
+        self._handed_out: dict[tuple[str, str], AssetFilePath] = {}
+
+    # --- identity and status ------------------------------------------------------
+
+    @property
+    def rid(self) -> str:
+        return self.execution_rid
+
+    @property
+    def status(self) -> Status:
+        if self.dry_run:
+            return Status.Created
+        with read_transaction(self._ml.store.engine) as conn:
+            return Status(q.execution_status(conn, self._id))
+
+    def __repr__(self) -> str:
+        return f"<Execution {self.execution_rid}>"
+
+    def execute(self) -> Execution:
+        """deriva-ml's ``with exe.execute() as e:``; the execution itself is the context manager."""
+        return self
+
+    def __enter__(self) -> Execution:
+        self.update_status(Status.Running)
+        self._in_block = True
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        self._in_block = False
+        if self.status != Status.Running:
+            return False
+        if exc_type is None:
+            self.update_status(Status.Stopped)
+        else:
+            self.update_status(Status.Failed, error=f"{exc_type.__name__}: {exc}")
+        return False
+
+    def update_status(self, target: Status | str, *, error: str | None = None) -> None:
+        """Move to ``target`` if the state machine allows it; recorded locally with its time."""
+        if self.dry_run:
+            return
+        at = now()
+        with write_transaction(self._ml.store.engine) as conn:
+            row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == self._id)).one()
+            tgt = check_transition(self.execution_rid, row.status, str(target))
+            extra: dict[str, Any] = {}
+            if tgt is Status.Running:
+                extra["start_time"] = at
+            elif row.status == Status.Running and tgt in (Status.Stopped, Status.Failed, Status.Aborted):
+                extra["stop_time"] = at
+                if row.start_time:
+                    extra["execution_duration"] = (
+                        datetime.fromisoformat(at) - datetime.fromisoformat(row.start_time)
+                    ).total_seconds()
+            q.record_status(conn, self._id, row.status, tgt.value, at, error, **extra)
+
+    def abort(self) -> None:
+        self.update_status(Status.Aborted)
+
+    # --- registering outputs --------------------------------------------------------
+
+    def asset_file_path(
+        self,
+        asset_name: str,
+        file_name: str | os.PathLike[str],
+        asset_types: Sequence[str] | str | None = None,
+        copy_file: bool = False,
+        rename_file: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> AssetFilePath:
+        """Register a file as an output of this execution; returns the path to write (or the staged link).
+
+        Modes: a ``file_name`` that does not exist yet is a new file to write at
+        the returned path; an existing file is staged as a symlink (or a copy
+        with ``copy_file=True``), under ``rename_file`` if given. ``metadata``
+        (and extra keyword arguments) become the asset table's metadata columns.
+        """
+        ml = self._ml
+        ml._check_asset_table(asset_name)
+        types = ml._check_asset_types(asset_name, asset_types)
+        source = Path(file_name)
+        if not source.is_absolute():
+            source = Path.cwd() / source
+        meta = dict(metadata or {})
+        meta.update(kwargs)
+        exists = source.exists()
+        if rename_file is not None:
+            if not exists:
+                raise MissingSourceError(
+                    f"rename_file={rename_file!r} needs an existing file to rename, but {source} does not exist; "
+                    "write the file first, or drop rename_file to register a new file"
+                )
+            target = rename_file
+        else:
+            target = source.name
+        target = _RENAMED.get(target, target)
+        _check_target_name(target)
+        mode = "new" if not exists else ("copy" if copy_file else "symlink")
+        staged = self.working_dir / "assets" / asset_name / target
+        if self.dry_run:
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            return AssetFilePath(staged, asset_table=asset_name, file_name=target, asset_types=types, asset_metadata=meta)
+        if (asset_name, target) in self._handed_out:
+            raise _duplicate(asset_name, target, self.execution_rid)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        prepared = _prepare_stage(mode, source, staged) if mode != "new" else None
+        try:
+            with write_transaction(ml.store.engine, durable=False) as conn:
+                conn.execute(
+                    insert(Registration).values(
+                        execution_id=self._id,
+                        asset_table=asset_name,
+                        file_name=target,
+                        staged_path=str(staged),
+                        source_path=str(source) if exists else None,
+                        mode=prepared[0] if prepared else mode,
+                        asset_types=types,
+                        asset_metadata=meta,
+                        description=description,
+                        registered_at=now(),
+                    )
+                )
+                # the file system change last, inside the transaction: a failure rolls back the row
+                if prepared:
+                    os.replace(prepared[1], staged)
+                elif os.path.lexists(staged):
+                    os.unlink(staged)  # debris of a crash before the row committed; never write through it
+        except SAIntegrityError:
+            if prepared:
+                remove_quietly(prepared[1])
+            raise _duplicate(asset_name, target, self.execution_rid) from None
+        except BaseException:
+            if prepared:
+                remove_quietly(prepared[1])
+            raise
+        afp = AssetFilePath(
+            staged,
+            asset_table=asset_name,
+            file_name=target,
+            asset_types=types,
+            asset_metadata=meta,
+            description=description,
+            execution=self,
+        )
+        self._handed_out[(asset_name, target)] = afp
+        return afp
+
+    def metrics_file(self, filename: str = "metrics.jsonl") -> AssetFilePath:
+        return self.asset_file_path("Execution_Metadata", filename, asset_types="Metrics_File")
+
+    def update_registration(self, afp: AssetFilePath, **changes: Any) -> None:
+        """Change the types or metadata of a registered, uncommitted file (the journal is the one source)."""
+        if "asset_types" in changes:
+            changes["asset_types"] = self._ml._check_asset_types(afp.asset_table or "", changes["asset_types"])
+        with write_transaction(self._ml.store.engine, durable=False) as conn:
+            res = conn.execute(
+                update(Registration)
+                .where(
+                    Registration.execution_id == self._id,
+                    Registration.asset_table == afp.asset_table,
+                    Registration.file_name == afp.file_name,
+                    Registration.asset_id.is_(None),
+                )
+                .values(**changes)
+            )
+            if res.rowcount == 0:
+                raise ExecutionError(f"{afp} is not a pending registration of execution {self.execution_rid}")
+        for key, value in changes.items():
+            setattr(afp, key, value)
+
+    def unregister_asset(self, path: os.PathLike[str] | str) -> None:
+        """Forget a registered, uncommitted file (e.g. one that was never written)."""
+        staged = Path(path)
+        with write_transaction(self._ml.store.engine, durable=False) as conn:
+            res = conn.execute(
+                delete(Registration).where(
+                    Registration.execution_id == self._id,
+                    Registration.staged_path == str(staged),
+                    Registration.asset_id.is_(None),
+                )
+            )
+            if res.rowcount == 0:
+                raise ExecutionError(f"{path} is not a pending registration of execution {self.execution_rid}")
+        if staged.is_symlink():
+            staged.unlink()
+        self._handed_out = {k: v for k, v in self._handed_out.items() if Path(v) != staged}
+
+    # --- commit ----------------------------------------------------------------------
+
+    def commit_output_assets(
+        self, clean_folder: bool | None = None, progress_callback: ProgressCallback | None = None
+    ) -> UploadReport:
+        """Capture every registered file into the cache and record the assets, all in one transaction.
+
+        The bytes recorded are the bytes at commit: later edits to a symlinked
+        original change nothing. Each asset gets the caller's tags plus
+        ``Output_File`` and an ``Output`` link to this execution. Offline this
+        is the whole job; ``satchel sync`` sends it to the catalog later.
+        Calling it again with nothing new registered is a no-op.
+        """
+        report = UploadReport(execution_rids=[self.execution_rid])
+        if self.dry_run:
+            return report
+        if self._in_block:
+            raise ExecutionError(
+                f"commit_output_assets() was called inside the `with` block of execution {self.execution_rid}; "
+                "call it after the block ends"
+            )
+        ml = self._ml
+        engine = ml.store.engine
+        with read_transaction(engine) as conn:
+            status = q.execution_status(conn, self._id)
+            pending = q.pending_registrations(conn, self._id)
+        if status == Status.Running:
+            self.update_status(Status.Stopped)
+            status = Status.Stopped.value
+        if not pending and status in (Status.Pending_Upload, Status.Uploaded):
+            return report
+        if status in (Status.Created, Status.Aborted):
+            raise ExecutionError(
+                f"execution {self.execution_rid} is {status}; only a run execution commits outputs "
+                "(use `with exe:` around the work, then commit)"
+            )
+        missing = [r for r in pending if not os.path.exists(r.staged_path)]
+        if missing:
+            names = ", ".join(f"{r.asset_table}/{r.file_name} ({r.staged_path})" for r in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise CommitError(
+                f"execution {self.execution_rid}: {len(missing)} registered file(s) were never written: {names}{more}; "
+                "write them, or drop them with exe.unregister_asset(path), then commit again. Nothing was committed."
+            )
+
+        def on_capture(done: int, total: int) -> None:
+            if progress_callback is not None:
+                progress_callback("capture", done, total)
+
+        captured = ml.store.cache.ingest_many([Path(r.staged_path) for r in pending], progress=on_capture)
+        report.new_objects = sum(1 for c in captured if c.copied)
+        report.bytes_captured = sum(c.digest.size for c in captured)
+        at = now()
+        with write_transaction(engine) as conn:
+            if pending:
+                asset_ids = self._record_assets(conn, pending, [c.digest for c in captured], at)
+            else:
+                asset_ids = []
+            cur = q.execution_status(conn, self._id)
+            if cur != Status.Pending_Upload:
+                tgt = check_transition(self.execution_rid, cur, Status.Pending_Upload.value)
+                q.record_status(conn, self._id, cur, tgt.value, at, None, commit_time=at)
+            rids = dict(
+                conn.execute(select(AssetRow.id, AssetRow.rid).where(AssetRow.id.in_(set(asset_ids)))).all()
+            ) if asset_ids else {}
+        for reg, asset_id in zip(pending, asset_ids, strict=True):
+            afp = self._handed_out.get((reg.asset_table, reg.file_name)) or AssetFilePath(
+                reg.staged_path, asset_table=reg.asset_table, file_name=reg.file_name,
+                asset_types=reg.asset_types, asset_metadata=reg.asset_metadata,
+            )
+            afp.asset_rid = rids[asset_id]
+            afp.asset_types = sorted(set(afp.asset_types) | {OUTPUT_FILE})
+            report.assets.append(afp)
+            report.per_table[reg.asset_table] = report.per_table.get(reg.asset_table, 0) + 1
+        report.total_uploaded = len(report.assets)
+        if clean_folder if clean_folder is not None else ml.clean_execution_dir:
+            shutil.rmtree(self.working_dir / "assets", ignore_errors=True)
+        if progress_callback is not None:
+            progress_callback("commit", len(pending), len(pending))
+        return report
+
+    upload_execution_outputs = commit_output_assets  # the v1.24 name, for old scripts
+
+    def _record_assets(self, conn: Any, pending: list[Registration], digests: list[Any], at: str) -> list[int]:
+        """Asset rows (reused when the same table already has the same URL), tags, links, in ``conn``."""
+        store = self._ml.store
+        items = [(reg, d, hatrac_url(reg.asset_table, d.md5, reg.file_name)) for reg, d in zip(pending, digests, strict=True)]
+        ids_by_key: dict[tuple[str, str], int] = {}
+        by_table: dict[str, list[str]] = {}
+        for reg, _, url in items:
+            by_table.setdefault(reg.asset_table, []).append(url)
+        for table, urls in by_table.items():
+            for url, (asset_id, _rid) in q.existing_assets_by_url(conn, table, urls).items():
+                ids_by_key[(table, url)] = asset_id
+        new_rows = []
+        seen: set[tuple[str, str]] = set()
+        for reg, d, url in items:
+            key = (reg.asset_table, url)
+            if key in ids_by_key or key in seen:
+                continue
+            seen.add(key)
+            new_rows.append((reg, d, url))
+        rids = allocate_rids(conn, store.store_id, "asset", len(new_rows))
+        if new_rows:
+            inserted = conn.execute(
+                insert(q.assets_t).returning(q.assets_t.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "rid": rid,
+                        "asset_table": reg.asset_table,
+                        "filename": reg.file_name,
+                        "length": d.size,
+                        "md5": d.md5,
+                        "blake3": d.blake3,
+                        "url": url,
+                        "description": reg.description,
+                        "asset_metadata": reg.asset_metadata or {},
+                        "created_at": at,
+                        "origin": "local",
+                        "sync_state": "local",
+                    }
+                    for (reg, d, url), rid in zip(new_rows, rids, strict=True)
+                ],
+            ).scalars().all()
+            for (reg, _, url), asset_id in zip(new_rows, inserted, strict=True):
+                ids_by_key[(reg.asset_table, url)] = asset_id
+            q.append_changes(conn, [{"kind": "asset", "entity_kind": "asset", "entity_id": i} for i in inserted], at)
+        asset_ids = [ids_by_key[(reg.asset_table, url)] for reg, _, url in items]
+        q.add_tags(
+            conn,
+            [(a, t) for (reg, _, _), a in zip(items, asset_ids, strict=True) for t in {*reg.asset_types, OUTPUT_FILE}],
+            at,
+        )
+        q.add_links(conn, [(a, self._id, "Output") for a in asset_ids], at)
+        for part in q.chunks(list(zip(pending, asset_ids, strict=True))):
+            for reg, a in part:
+                conn.execute(update(q.registrations_t).where(q.registrations_t.c.id == reg.id).values(asset_id=a))
+        return asset_ids
+
+    # --- inputs ------------------------------------------------------------------------
+
+    def download_asset(
+        self, asset_rid: str, dest_dir: os.PathLike[str] | str, update_catalog: bool = True, use_cache: bool = False
+    ) -> AssetFilePath:
+        """Put an asset's bytes at ``dest_dir/<Filename>`` and record it as an input of this execution.
+
+        Bytes come from the local cache, verified; a file already there with
+        the same bytes is left alone (no copy, no re-hash when unchanged).
+        ``update_catalog=True`` records an ``Input`` link and the ``Input_File``
+        tag, keeping the asset's other tags. ``use_cache`` is accepted for
+        compatibility: satchel always uses its cache.
+        """
+        ml = self._ml
+        asset = ml.lookup_asset(asset_rid)
+        dest, _ = ml._download_bytes(asset.rid, Path(dest_dir), with_status=True)
+        types = list(asset.asset_types)
+        if update_catalog and not self.dry_run:
+            self._record_input(asset.rid)
+            types = ml.lookup_asset(asset.rid).asset_types
+        return AssetFilePath(
+            dest,
+            asset_table=asset.asset_table,
+            file_name=str(dest),
+            asset_types=types,
+            asset_metadata=asset.metadata,
+            asset_rid=asset.rid,
+            description=asset.description,
+        )
+
+    def _record_input(self, asset_rid: str) -> None:
+        at = now()
+        with write_transaction(self._ml.store.engine) as conn:
+            asset_id = self._ml._asset_id(conn, asset_rid)
+            q.add_links(conn, [(asset_id, self._id, "Input")], at)
+            q.add_tags(conn, [(asset_id, INPUT_FILE)], at)
+
+    def list_assets(self, asset_role: str | None = None) -> list[tuple[str, str, str]]:
+        """(asset RID, asset table, role) for every asset linked to this execution."""
+        with read_transaction(self._ml.store.engine) as conn:
+            return q.execution_links(conn, self._id, asset_role)
+
+
+def _duplicate(table: str, name: str, rid: str) -> DuplicateAssetError:
+    return DuplicateAssetError(
+        f"{table}/{name} is already registered in execution {rid}; a second file under the same name would "
+        "overwrite the first. Pass rename_file='another-name' (or choose another file name)"
+    )
+
+
+def _check_target_name(name: str) -> None:
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise ValueError(f"{name!r} cannot be an asset file name; use a plain file name without '/' or NUL")
+
+
+def _prepare_stage(mode: str, source: Path, staged: Path) -> tuple[str, Path]:
+    """Make the staged symlink or copy under a temp name; the caller renames it into place.
+
+    Never writes through an existing ``staged`` path: the rename replaces it.
+    """
+    tmp = temp_name(staged.parent, staged.name)
+    if mode == "symlink":
+        try:
+            os.symlink(source, tmp)
+            return "symlink", tmp
+        except OSError:
+            mode = "copy"
+    try:
+        with open(source, "rb") as src, open(tmp, "xb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    return "copy", tmp
+

@@ -1,0 +1,103 @@
+"""The journal's SQLite engine: WAL, busy timeout, ``BEGIN IMMEDIATE`` writers.
+
+Several processes on one machine write one journal at once. Every writer
+starts its transaction with ``BEGIN IMMEDIATE``, so it takes the write lock up
+front (waiting up to the busy timeout) instead of failing with "database is
+locked" when a read transaction tries to upgrade. Readers use plain ``BEGIN``
+and see a consistent snapshot (WAL).
+
+pysqlite's own transaction handling is switched off (``isolation_level=None``)
+and SQLAlchemy's ``begin`` event emits our BEGIN instead: SQLAlchemy's
+documented recipe for correct SQLite transactions, which also makes DDL
+transactional for the migrations.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+from satchel.errors import StoreBusyError, StoreError
+
+#: how long a writer waits for another process's transaction, in seconds
+BUSY_TIMEOUT_S = 120.0
+
+_BEGIN_KEY = "satchel.begin"
+
+
+def make_engine(path: Path, *, echo: bool = False) -> Engine:
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+        poolclass=NullPool if str(path) == ":memory:" else None,
+        echo=echo,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk (the WAL is fsynced) before we report success
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.info.pop(_BEGIN_KEY, "BEGIN"))
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction; committed on clean exit, else rolled back.
+
+    ``durable=False`` commits with ``synchronous=NORMAL``: it survives a crash
+    of the process but not of the machine. Used only for records whose loss on
+    power failure is harmless (registrations before commit).
+    """
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection  # pragmas go below SQLAlchemy, outside any transaction
+        if not durable:
+            raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            conn.info[_BEGIN_KEY] = "BEGIN IMMEDIATE"
+            try:
+                with conn.begin():
+                    yield conn
+            except Exception as exc:  # translate sqlite's lock errors, keep the rest
+                _translate(exc)
+                raise
+        finally:
+            conn.info.pop(_BEGIN_KEY, None)
+            if not durable:
+                raw.execute("PRAGMA synchronous=FULL")
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A consistent snapshot for reading."""
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+def _translate(exc: Exception) -> None:
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig)
+        if "locked" in text or "busy" in text:
+            raise StoreBusyError(
+                f"the journal stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s ({text}); "
+                "find the process holding it (a stuck satchel or sqlite3 shell) and retry"
+            ) from exc
+        if "disk I/O" in text or "readonly" in text or "unable to open" in text:
+            raise StoreError(f"the journal could not be written: {text}; check the disk and permissions") from exc

@@ -1,0 +1,241 @@
+"""The journal's tables, as SQLAlchemy 2 typed models.
+
+The schema itself is owned by the Alembic migrations in ``migrations/``;
+``tests/journal/test_migrations.py`` checks that these models and the migrated
+schema agree.
+
+Every row the catalog will hold carries ``sync_state``:
+
+* ``local``   recorded here, not yet on the remote;
+* ``synced``  the remote has it (``remote_rid`` is then the catalog's RID);
+* ``failed``  the remote refused it (``sync_error`` says why);
+* ``remote``  mirrored from the remote by a pull.
+
+and the ``changes`` table is the ordered outbox of remote work: every local
+mutation appends to it in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SYNC_STATES = ("local", "synced", "failed", "remote")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: String(40)}
+
+
+class StoreInfo(Base):
+    """Facts about this store: its id, the remote it syncs to, counters."""
+
+    __tablename__ = "store_info"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class AssetTableDef(Base):
+    """An asset table the store knows: built in, from the catalog model, or named locally."""
+
+    __tablename__ = "asset_tables"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    schema_name: Mapped[str | None] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(16))  # builtin | model | local
+    metadata_columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class VocabularyTerm(Base):
+    __tablename__ = "vocabulary_terms"
+    __table_args__ = (UniqueConstraint("vocabulary", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vocabulary: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    synonyms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    remote_rid: Mapped[str | None] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(16))  # builtin | remote | local
+    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkflowRow(Base):
+    __tablename__ = "workflows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rid: Mapped[str] = mapped_column(String(64), unique=True)
+    remote_rid: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    checksum: Mapped[str | None] = mapped_column(String(128), index=True)
+    version: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    workflow_type: Mapped[str | None] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(40))
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rid: Mapped[str] = mapped_column(String(64), unique=True)
+    remote_rid: Mapped[str | None] = mapped_column(String(64), index=True)
+    workflow_id: Mapped[int | None] = mapped_column(ForeignKey("workflows.id"))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32))
+    status_detail: Mapped[str | None] = mapped_column(Text)
+    configuration: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    working_dir: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(40))
+    start_time: Mapped[str | None] = mapped_column(String(40))
+    stop_time: Mapped[str | None] = mapped_column(String(40))
+    execution_duration: Mapped[float | None] = mapped_column(Float)
+    commit_time: Mapped[str | None] = mapped_column(String(40))
+    origin: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    # the status the remote was last told; differs from status while an update is pending
+    remote_status: Mapped[str | None] = mapped_column(String(32))
+
+
+class StatusEvent(Base):
+    """Every status change of an execution, in order, with its time."""
+
+    __tablename__ = "execution_status_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    at: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Registration(Base):
+    """A file registered by ``asset_file_path``, waiting for ``commit_output_assets``."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (UniqueConstraint("execution_id", "asset_table", "file_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"), index=True)
+    asset_table: Mapped[str] = mapped_column(String(200))
+    file_name: Mapped[str] = mapped_column(Text)
+    staged_path: Mapped[str] = mapped_column(Text)
+    source_path: Mapped[str | None] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16))  # new | symlink | copy
+    asset_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    asset_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    description: Mapped[str | None] = mapped_column(Text)
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"))
+    registered_at: Mapped[str] = mapped_column(String(40))
+
+
+class AssetRow(Base):
+    __tablename__ = "assets"
+    __table_args__ = (
+        UniqueConstraint("asset_table", "url"),
+        Index("ix_assets_md5", "md5"),
+        Index("ix_assets_blake3", "blake3"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rid: Mapped[str] = mapped_column(String(64), unique=True)
+    remote_rid: Mapped[str | None] = mapped_column(String(64), index=True)
+    asset_table: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(Text)
+    length: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32))
+    blake3: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    asset_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[str] = mapped_column(String(40))
+    origin: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    # the description the remote had at the last pull or push (conflict detection)
+    remote_description: Mapped[str | None] = mapped_column(Text)
+    remote_rmt: Mapped[str | None] = mapped_column(String(40))
+
+
+class AssetTag(Base):
+    """The current tag set of an asset (terms of Asset_Type)."""
+
+    __tablename__ = "asset_tags"
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
+    term: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+
+
+class AssetLink(Base):
+    """``<Asset>_Execution``: one asset, one execution, one role (unique as in the catalog)."""
+
+    __tablename__ = "asset_links"
+    __table_args__ = (UniqueConstraint("asset_id", "execution_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"))
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    remote_rid: Mapped[str | None] = mapped_column(String(64))
+    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+
+
+class RidAlias(Base):
+    """Another RID that names the same thing: a provisional RID once synced, or an adopted duplicate."""
+
+    __tablename__ = "rid_aliases"
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rid: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # asset | execution | workflow
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[str] = mapped_column(String(40))
+
+
+class RidLease(Base):
+    """RIDs leased from the catalog while online, handed out to new rows offline."""
+
+    __tablename__ = "rid_pool"
+    rid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(String(64), unique=True)
+    leased_at: Mapped[str] = mapped_column(String(40))
+    used_by: Mapped[str | None] = mapped_column(String(16))  # kind that took it, NULL while free
+
+
+class Change(Base):
+    """The ordered outbox: one row per local mutation the remote must learn about."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_state_seq", "state", "seq"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+CHANGE_KINDS = (
+    "term",  # a vocabulary term added locally
+    "workflow",
+    "execution",  # a new execution row
+    "execution_status",  # a status transition (remote needs the latest only)
+    "asset",  # a new asset row (bytes first)
+    "tag_add",
+    "tag_remove",
+    "link",  # an <Asset>_Execution row
+    "description",  # an asset description edit
+)

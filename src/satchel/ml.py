@@ -1,0 +1,529 @@
+"""DerivaML: the offline-first facade users hold (deriva-ml's API, with no network needed)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from satchel.asset import Asset, AssetExecution, AssetFilePath
+from satchel.cache import DEFAULT_LINK_MODES, Digest
+from satchel.config import AssetSpec, ExecutionConfiguration, Workflow
+from satchel.errors import (
+    ExecutionError,
+    ObjectMissingError,
+    UnknownAssetTableError,
+    UnknownRIDError,
+    UnknownTermError,
+)
+from satchel.execution import Execution
+from satchel.journal import queries as q
+from satchel.journal import read_transaction, write_transaction
+from satchel.journal.models import AssetRow, ExecutionRow, WorkflowRow
+from satchel.mlschema import DIRECTIONAL_TAGS, INPUT_FILE
+from satchel.status import Status
+from satchel.store import Store, allocate_rids, default_store_dir, now
+
+log = logging.getLogger("satchel")
+
+
+@dataclass(frozen=True)
+class VocabularyTerm:
+    vocabulary: str
+    name: str
+    description: str
+    synonyms: list[str] = field(default_factory=list)
+    rid: str | None = None
+    synced: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateAssetResult:
+    """What ``update_asset`` changed, in one transaction."""
+
+    asset_rid: str
+    added: list[str]
+    removed: list[str]
+    description_changed: bool
+
+
+def safe_filename(name: str, fallback: str) -> str:
+    """A catalog ``Filename`` made safe to join to a directory: no separators, no ``..``, no NUL."""
+    cleaned = name.replace("\0", "").replace("/", "_").replace("\\", "_").strip()
+    if cleaned in ("", ".", ".."):
+        cleaned = fallback
+    if cleaned != name:
+        log.warning("file name %r from the catalog is unsafe; writing it as %r", name, cleaned)
+    return cleaned
+
+
+class DerivaML:
+    """An offline-first ``deriva_ml.DerivaML``: the same calls, answered from the local store.
+
+    Constructing it never touches the network. The store lives at
+    ``working_dir`` if given, else ``$SATCHEL_HOME/<hostname>/<catalog_id>``
+    (``SATCHEL_HOME`` defaults to ``~/.satchel``).
+    """
+
+    def __init__(
+        self,
+        hostname: str,
+        catalog_id: str | int,
+        *,
+        working_dir: os.PathLike[str] | str | None = None,
+        cache_dir: os.PathLike[str] | str | None = None,
+        clean_execution_dir: bool = True,
+        link_modes: Sequence[str] = DEFAULT_LINK_MODES,
+        **_ignored: Any,
+    ) -> None:
+        self.hostname = hostname
+        self.catalog_id = str(catalog_id)
+        root = Path(working_dir) if working_dir is not None else default_store_dir(hostname, self.catalog_id)
+        self.store = Store(root, hostname=hostname, catalog_id=self.catalog_id, cache_dir=cache_dir, link_modes=tuple(link_modes))
+        self.working_dir = self.store.root
+        self.cache_dir = self.store.cache.root
+        self.clean_execution_dir = clean_execution_dir
+        self._tables: dict[str, Any] | None = None
+        self._terms: dict[str, set[str]] = {}
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> DerivaML:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DerivaML {self.hostname}/{self.catalog_id} store={self.store.root}>"
+
+    # --- model and vocabulary --------------------------------------------------------------
+
+    def list_asset_tables(self) -> list[str]:
+        with read_transaction(self.store.engine) as conn:
+            return sorted(q.asset_tables(conn))
+
+    def _check_asset_table(self, name: str) -> None:
+        if self._tables is not None and name in self._tables:
+            return
+        with read_transaction(self.store.engine) as conn:
+            tables = q.asset_tables(conn)
+            known_model = q.model_known(conn)
+        self._tables = tables
+        if name in tables:
+            return
+        if not isinstance(name, str) or not name or "/" in name or ":" in name:
+            raise UnknownAssetTableError(f"{name!r} cannot name an asset table; pass the table name, e.g. 'Image'")
+        if known_model:
+            raise UnknownAssetTableError(
+                f"asset table {name!r} is not in the catalog model; known asset tables: "
+                f"{', '.join(sorted(tables))}; check the spelling, or create the table on the server and pull"
+            )
+        # no model pulled yet: accept the name, as deriva-ml's create_asset would have, and check at sync
+        with write_transaction(self.store.engine) as conn:
+            q.add_local_asset_table(conn, name)
+            q.add_term(conn, "Asset_Type", name, f"Assets of table {name}", [], now())
+        self._tables = None
+        self._terms.pop("Asset_Type", None)
+        log.info("asset table %r is not known yet; it is accepted and will be checked against the catalog at sync", name)
+
+    def _known_terms(self, vocabulary: str, *, refresh: bool = False) -> set[str]:
+        if refresh or vocabulary not in self._terms:
+            with read_transaction(self.store.engine) as conn:
+                self._terms[vocabulary] = set(q.terms(conn, vocabulary))
+        return self._terms[vocabulary]
+
+    def _check_terms(self, vocabulary: str, names: Sequence[str]) -> None:
+        unknown = [t for t in names if t not in self._known_terms(vocabulary)]
+        if unknown:
+            unknown = [t for t in unknown if t not in self._known_terms(vocabulary, refresh=True)]
+        if unknown:
+            known = ", ".join(sorted(self._known_terms(vocabulary)))
+            raise UnknownTermError(
+                f"{vocabulary} term(s) {', '.join(map(repr, unknown))} not in the vocabulary; known: {known or '(none)'}. "
+                f"Add it offline with ml.add_term({vocabulary!r}, {unknown[0]!r}, description='...'), "
+                "or pull the catalog's vocabulary while online (satchel pull)"
+            )
+
+    def _check_asset_types(self, asset_table: str, asset_types: Sequence[str] | str | None) -> list[str]:
+        if asset_types is None:
+            types = [asset_table]
+        elif isinstance(asset_types, str):
+            types = [asset_types]
+        else:
+            types = list(asset_types)
+        self._check_terms("Asset_Type", types)
+        return types
+
+    def add_term(
+        self,
+        table: str,
+        term_name: str,
+        description: str = "",
+        synonyms: Sequence[str] | None = None,
+        exists_ok: bool = True,
+    ) -> VocabularyTerm:
+        """Add a vocabulary term offline (e.g. a new ``Asset_Type``); it reaches the catalog at sync."""
+        if not term_name or not isinstance(term_name, str):
+            raise ValueError(f"a term needs a non-empty name, not {term_name!r}")
+        with write_transaction(self.store.engine) as conn:
+            _, created = q.add_term(conn, table, term_name, description, list(synonyms or []), now())
+        if not created and not exists_ok:
+            raise ExecutionError(f"{table} term {term_name!r} already exists; pass exists_ok=True to reuse it")
+        self._terms.pop(table, None)
+        return self.lookup_term(table, term_name)
+
+    def lookup_term(self, table: str, term_name: str) -> VocabularyTerm:
+        with read_transaction(self.store.engine) as conn:
+            row = q.terms(conn, table).get(term_name)
+        if row is None:
+            self._check_terms(table, [term_name])  # raises with the known terms and the fix
+            raise AssertionError("unreachable")
+        return _term(row)
+
+    def list_vocabulary_terms(self, table: str) -> list[VocabularyTerm]:
+        with read_transaction(self.store.engine) as conn:
+            return [_term(r) for r in q.terms(conn, table).values()]
+
+    # --- workflows --------------------------------------------------------------------------
+
+    def create_workflow(
+        self, name: str, workflow_type: str | list[str], description: str = "", *, url: str | None = None,
+        version: str | None = None, checksum: str | None = None,
+    ) -> Workflow:
+        """A Workflow value (not yet recorded; ``create_execution`` or ``add_workflow`` records it)."""
+        wf = Workflow(name=name, workflow_type=workflow_type, description=description, url=url, version=version, checksum=checksum)
+        self._check_terms("Workflow_Type", wf.workflow_types)
+        return wf
+
+    def add_workflow(self, workflow: Workflow) -> str:
+        """Record a workflow, reusing one with the same checksum or URL; returns its RID."""
+        self._check_terms("Workflow_Type", workflow.workflow_types)
+        with write_transaction(self.store.engine) as conn:
+            return self._add_workflow(conn, workflow)
+
+    def _add_workflow(self, conn: Connection, wf: Workflow) -> str:
+        if wf.rid:
+            found = q.resolve_rid(conn, wf.rid)
+            if found is None or found[0] != "workflow":
+                raise UnknownRIDError(f"workflow {wf.rid} is not known here; pass a Workflow without rid to record a new one")
+            return wf.rid
+        existing = q.find_workflow(conn, checksum=wf.checksum, url=wf.url, name=wf.name, version=wf.version)
+        if existing is not None:
+            wf.rid = existing.remote_rid or existing.rid
+            return wf.rid
+        at = now()
+        (rid,) = allocate_rids(conn, self.store.store_id, "workflow", 1)
+        wf_id = conn.execute(
+            insert(WorkflowRow)
+            .values(
+                rid=rid, name=wf.name, url=wf.url, checksum=wf.checksum, version=wf.version,
+                description=wf.description, workflow_type=",".join(wf.workflow_types), created_at=at,
+                origin="local", sync_state="local",
+            )
+            .returning(WorkflowRow.id)
+        ).scalar_one()
+        q.append_changes(conn, [{"kind": "workflow", "entity_kind": "workflow", "entity_id": wf_id}], at)
+        wf.rid = rid
+        return rid
+
+    def lookup_workflow(self, rid: str) -> Workflow:
+        with read_transaction(self.store.engine) as conn:
+            found = q.resolve_rid(conn, rid)
+            if found is None or found[0] != "workflow":
+                raise UnknownRIDError(f"no workflow has RID {rid} in this store; pull the catalog while online")
+            row = conn.execute(select(WorkflowRow).where(WorkflowRow.id == found[1])).one()
+        return Workflow(
+            name=row.name, workflow_type=(row.workflow_type or "").split(","), url=row.url, version=row.version,
+            description=row.description, checksum=row.checksum, rid=row.remote_rid or row.rid,
+        )
+
+    # --- executions ----------------------------------------------------------------------------
+
+    def create_execution(
+        self,
+        configuration: ExecutionConfiguration | None = None,
+        *,
+        datasets: Sequence[Any] | None = None,
+        assets: Sequence[Any] | None = None,
+        workflow: Workflow | str | None = None,
+        description: str | None = None,
+        dry_run: bool = False,
+    ) -> Execution:
+        """Create an execution, offline, with its RID known at once.
+
+        Input assets of the configuration are placed in
+        ``<working_dir>/downloaded-assets/<Table>/<RID>/<Filename>`` from the
+        cache and linked as inputs; all of it is checked before anything is
+        recorded.
+        """
+        if configuration is not None and any(x is not None for x in (datasets, assets, workflow, description)):
+            raise TypeError("pass either an ExecutionConfiguration or keyword arguments, not both")
+        if configuration is None:
+            configuration = ExecutionConfiguration(
+                datasets=list(datasets or []), assets=list(assets or []), workflow=workflow, description=description or ""
+            )
+        wf = configuration.workflow
+        if isinstance(wf, Workflow):
+            self._check_terms("Workflow_Type", wf.workflow_types)
+        inputs = [self.lookup_asset(spec.rid) for spec in configuration.assets]
+        digests = [self._digest_for(a) for a in inputs]  # raises before anything is written
+        if dry_run:
+            row = ExecutionRow(id=0, rid="0000", configuration=configuration.to_json())  # never stored
+            return Execution(self, row, dry_run=True)
+        at = now()
+        with write_transaction(self.store.engine) as conn:
+            wf_id = None
+            if wf is not None:
+                wf_rid = self._add_workflow(conn, wf if isinstance(wf, Workflow) else Workflow(name="", workflow_type=[], rid=wf))
+                wf_id = q.resolve_rid(conn, wf_rid)[1]  # type: ignore[index]
+            (rid,) = allocate_rids(conn, self.store.store_id, "execution", 1)
+            exe_id = conn.execute(
+                insert(ExecutionRow)
+                .values(
+                    rid=rid, workflow_id=wf_id, description=configuration.description, status=Status.Created.value,
+                    configuration=configuration.to_json(), working_dir=str(self.store.execution_dir(rid)),
+                    created_at=at, origin="local", sync_state="local",
+                )
+                .returning(ExecutionRow.id)
+            ).scalar_one()
+            conn.execute(insert(q.StatusEvent).values(execution_id=exe_id, from_status=None, to_status="Created", at=at))
+            q.append_changes(conn, [{"kind": "execution", "entity_kind": "execution", "entity_id": exe_id}], at)
+            if inputs:
+                ids = [self._asset_id(conn, a.rid) for a in inputs]
+                q.add_links(conn, [(i, exe_id, "Input") for i in ids], at)
+                q.add_tags(conn, [(i, INPUT_FILE) for i in ids], at)
+            row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == exe_id)).one()
+        exe = Execution(self, row)
+        exe.working_dir.mkdir(parents=True, exist_ok=True)
+        for asset, digest in zip(inputs, digests, strict=True):
+            dest_dir = exe.working_dir / "downloaded-assets" / asset.asset_table / asset.rid
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            dest = dest_dir / safe_filename(asset.filename, asset.rid)
+            if not self.store.cache.file_matches(dest, digest):
+                self.store.cache.export(digest, dest)
+            exe.asset_paths.setdefault(asset.asset_table, []).append(
+                AssetFilePath(dest, asset_table=asset.asset_table, file_name=str(dest),
+                              asset_types=sorted({*asset.asset_types, INPUT_FILE}), asset_rid=asset.rid)
+            )
+        return exe
+
+    def resume_execution(self, execution_rid: str) -> Execution:
+        """Reopen an execution recorded in this store (by any of its RIDs)."""
+        with read_transaction(self.store.engine) as conn:
+            found = q.resolve_rid(conn, execution_rid)
+            if found is None or found[0] != "execution":
+                raise UnknownRIDError(f"no execution has RID {execution_rid} in this store; list them with `satchel ls`")
+            row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == found[1])).one()
+            pending = q.pending_registrations(conn, row.id)
+        exe = Execution(self, row)
+        for reg in pending:
+            exe._handed_out[(reg.asset_table, reg.file_name)] = AssetFilePath(
+                reg.staged_path, asset_table=reg.asset_table, file_name=reg.file_name,
+                asset_types=reg.asset_types, asset_metadata=reg.asset_metadata, description=reg.description, execution=exe,
+            )
+        return exe
+
+    restore_execution = resume_execution
+
+    def list_executions(self) -> list[dict[str, Any]]:
+        with read_transaction(self.store.engine) as conn:
+            rows = conn.execute(select(ExecutionRow).order_by(ExecutionRow.id)).all()
+        return [
+            {"RID": r.remote_rid or r.rid, "Status": r.status, "Description": r.description,
+             "created_at": r.created_at, "synced": r.sync_state == "synced"}
+            for r in rows
+        ]
+
+    # --- assets ----------------------------------------------------------------------------------
+
+    def _asset_id(self, conn: Connection, rid: str) -> int:
+        found = q.resolve_rid(conn, rid)
+        if found is None:
+            raise UnknownRIDError(
+                f"no asset has RID {rid} in this store; while online, pull it with `satchel pull --asset {rid}`"
+            )
+        if found[0] != "asset":
+            raise UnknownRIDError(f"RID {rid} is an {found[0]}, not an asset; pass an asset's RID")
+        return found[1]
+
+    def _assets(self, records: list[dict[str, Any]]) -> list[Asset]:
+        return [
+            Asset(
+                rid=r["remote_rid"] or r["rid"], asset_table=r["asset_table"], filename=r["filename"],
+                length=r["length"], md5=r["md5"], url=r["url"], description=r["description"],
+                asset_types=sorted(r["tags"]), executions=[AssetExecution(e, role) for e, role in r["links"]],
+                metadata=dict(r["asset_metadata"] or {}), synced=r["sync_state"] in ("synced", "remote"), _ml=self,
+            )
+            for r in records
+        ]
+
+    def lookup_asset(self, asset_rid: str) -> Asset:
+        """The asset with this RID (its own, its server RID, or an alias), with tags and links."""
+        with read_transaction(self.store.engine) as conn:
+            asset_id = self._asset_id(conn, asset_rid)
+            (asset,) = self._assets(q.asset_records(conn, AssetRow.id == asset_id))
+        return asset
+
+    def list_assets(self, asset_table: str) -> list[Asset]:
+        """Every asset of one table, with tags (two bulk queries, not one per row)."""
+        self._require_table(asset_table)
+        with read_transaction(self.store.engine) as conn:
+            return self._assets(q.asset_records(conn, AssetRow.asset_table == asset_table))
+
+    def _require_table(self, asset_table: str) -> None:
+        with read_transaction(self.store.engine) as conn:
+            tables = q.asset_tables(conn)
+        if asset_table not in tables:
+            raise UnknownAssetTableError(
+                f"asset table {asset_table!r} is not known; known asset tables: {', '.join(sorted(tables))}"
+            )
+
+    def find_assets(
+        self, asset_table: str | None = None, asset_type: str | Sequence[str] | None = None, *, page_size: int = 1000
+    ) -> Iterator[Asset]:
+        """All assets, optionally of one table and carrying a tag (membership, not equality). A generator."""
+        if asset_table is not None:
+            self._require_table(asset_table)
+        where = []
+        if asset_table is not None:
+            where.append(AssetRow.asset_table == asset_table)
+        if asset_type is not None:
+            types = [asset_type] if isinstance(asset_type, str) else list(asset_type)
+            where.append(q.asset_ids_with_tag(types))
+        from sqlalchemy import and_
+
+        clause = and_(*where) if where else None
+        after = 0
+        while True:
+            with read_transaction(self.store.engine) as conn:
+                page = q.asset_records(conn, clause, limit=page_size, after_id=after)
+            if not page:
+                return
+            after = page[-1]["id"]
+            yield from self._assets(page)
+
+    def list_asset_executions(self, asset_rid: str, asset_role: str | None = None) -> list[AssetExecution]:
+        return self.lookup_asset(asset_rid).list_executions(asset_role)
+
+    def list_execution_assets(self, execution_rid: str, asset_role: str | None = None) -> list[Asset]:
+        with read_transaction(self.store.engine) as conn:
+            found = q.resolve_rid(conn, execution_rid)
+            if found is None or found[0] != "execution":
+                raise UnknownRIDError(f"no execution has RID {execution_rid} in this store")
+            rids = [rid for rid, _, _ in q.execution_links(conn, found[1], asset_role)]
+        return [self.lookup_asset(r) for r in rids]
+
+    def update_asset(
+        self,
+        asset_rid: str,
+        asset_types: Sequence[str] | None = None,
+        description: str | None = None,
+        *,
+        keep_directional: bool = True,
+    ) -> UpdateAssetResult:
+        """Set an asset's tags (set-style diff) and/or description, in one transaction.
+
+        ``asset_types`` is the desired tag set: missing tags are added, others
+        removed, each recorded as an individual add or remove for the sync
+        engine to merge. ``Input_File``/``Output_File`` are kept unless
+        ``keep_directional=False``. ``[]`` removes every (non-directional) tag.
+        """
+        if asset_types is None and description is None:
+            raise ValueError("update_asset needs asset_types or description (or both)")
+        if isinstance(asset_types, str):
+            asset_types = [asset_types]
+        if asset_types is not None:
+            self._check_terms("Asset_Type", list(asset_types))
+        at = now()
+        with write_transaction(self.store.engine) as conn:
+            asset_id = self._asset_id(conn, asset_rid)
+            added: list[str] = []
+            removed: list[str] = []
+            if asset_types is not None:
+                current = set(q.tags_by_asset(conn, [asset_id]).get(asset_id, []))
+                desired = set(asset_types)
+                if keep_directional:
+                    desired |= current & DIRECTIONAL_TAGS
+                added = sorted(desired - current)
+                removed = sorted(current - desired)
+                q.add_tags(conn, [(asset_id, t) for t in added], at)
+                q.remove_tags(conn, [(asset_id, t) for t in removed], at)
+            changed = False
+            if description is not None:
+                old = conn.execute(select(AssetRow.description).where(AssetRow.id == asset_id)).scalar()
+                if old != description:
+                    conn.execute(update(AssetRow).where(AssetRow.id == asset_id).values(description=description))
+                    q.append_changes(
+                        conn, [{"kind": "description", "entity_kind": "asset", "entity_id": asset_id,
+                                "detail": {"old": old, "new": description}}], at,
+                    )
+                    changed = True
+        return UpdateAssetResult(asset_rid, added, removed, changed)
+
+    # --- bytes ---------------------------------------------------------------------------------------
+
+    def _digest_for(self, asset: Asset) -> Digest:
+        """The cached object holding this asset's bytes, or a clear error saying how to fetch it."""
+        cache = self.store.cache
+        with read_transaction(self.store.engine) as conn:
+            b3 = conn.execute(select(AssetRow.blake3).where(AssetRow.id == self._asset_id(conn, asset.rid))).scalar()
+        if b3 and cache.has(b3):
+            d = cache.digest_of(b3)
+            if d is not None and d.md5 == asset.md5 and d.size == asset.length:
+                return d
+        for d in cache.index.find_by_md5(asset.md5):
+            if d.size == asset.length and cache.has(d):
+                return d
+        raise ObjectMissingError(
+            f"the bytes of asset {asset.rid} ({asset.filename}, {asset.length} bytes, MD5 {asset.md5}) are not in the "
+            f"local cache; while online, fetch them with `satchel pull --asset {asset.rid}`"
+        )
+
+    def _download_bytes(self, asset_rid: str, dest_dir: Path, *, with_status: bool = False) -> Any:
+        asset = self.lookup_asset(asset_rid)
+        digest = self._digest_for(asset)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / safe_filename(asset.filename, asset.rid)
+        cache = self.store.cache
+        skipped = cache.file_matches(dest, digest)
+        if not skipped:
+            if os.path.lexists(dest):
+                try:
+                    other = cache.hash_file(dest).md5 if dest.is_file() and not dest.is_symlink() else "(not a file)"
+                except OSError:
+                    other = "(unreadable)"
+                log.warning(
+                    "replacing %s (MD5 %s) with asset %s (MD5 %s): the file there held other bytes",
+                    dest, other, asset.rid, asset.md5,
+                )
+            cache.export(digest, dest)
+        return (dest, skipped) if with_status else dest
+
+    # --- whole-store operations ---------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What the remote does not have yet: counts and bytes."""
+        with read_transaction(self.store.engine) as conn:
+            summary = q.unsynced_summary(conn)
+            info = q.store_info(conn)
+        summary["store"] = str(self.store.root)
+        summary["store_id"] = info.get("store_id")
+        summary["remote"] = info.get("remote_url")
+        return summary
+
+
+def _term(row: Any) -> VocabularyTerm:
+    return VocabularyTerm(
+        vocabulary=row.vocabulary, name=row.name, description=row.description, synonyms=list(row.synonyms or []),
+        rid=row.remote_rid, synced=row.sync_state in ("synced", "remote"),
+    )
+
+
+__all__ = ["AssetSpec", "DerivaML", "UpdateAssetResult", "VocabularyTerm", "safe_filename"]

@@ -1,0 +1,150 @@
+"""A store: one journal, one object cache, one staging area, for one catalog.
+
+Layout (docs/internals.md has the full on-disk format)::
+
+    <store>/journal.db              the journal (SQLite, WAL)
+    <store>/cache/                  content-addressed objects (satchel.cache)
+    <store>/executions/<RID>/assets/<Table>/<file>    staging for outputs
+
+The default location is ``~/.satchel/<hostname>/<catalog_id>``; ``SATCHEL_HOME``
+replaces ``~/.satchel``, and an explicit ``working_dir`` is used as given.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Connection, Integer, Text, insert, select, update
+
+from satchel import mlschema
+from satchel.cache import DEFAULT_LINK_MODES, ObjectCache
+from satchel.errors import StoreError
+from satchel.journal import make_engine, read_transaction, upgrade, write_transaction
+from satchel.journal.models import AssetTableDef, RidLease, StoreInfo, VocabularyTerm
+from satchel.rid import new_store_id, provisional_rid
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def default_store_dir(hostname: str, catalog_id: str | int) -> Path:
+    home = os.environ.get("SATCHEL_HOME")
+    base = Path(home).expanduser() if home else Path.home() / ".satchel"
+    return base / _safe_segment(hostname) / _safe_segment(str(catalog_id))
+
+
+def _safe_segment(s: str) -> str:
+    if not s or s in (".", "..") or "/" in s or "\\" in s or "\0" in s:
+        raise ValueError(f"{s!r} cannot name a store directory; use a plain host name or catalog id")
+    return s
+
+
+class Store:
+    """The files of one store. Opening applies pending migrations and seeds a new journal."""
+
+    def __init__(
+        self,
+        root: os.PathLike[str] | str,
+        *,
+        hostname: str | None = None,
+        catalog_id: str | None = None,
+        cache_dir: os.PathLike[str] | str | None = None,
+        link_modes: tuple[str, ...] = DEFAULT_LINK_MODES,
+    ) -> None:
+        self.root = Path(root).expanduser().absolute()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "executions").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}; choose a writable working_dir") from exc
+        self.journal_path = self.root / "journal.db"
+        self.engine = make_engine(self.journal_path)
+        upgrade(self.engine)
+        self.cache = ObjectCache(Path(cache_dir) if cache_dir else self.root / "cache", link_modes=link_modes)
+        self.info = self._seed(hostname, catalog_id)
+        self.store_id = self.info["store_id"]
+
+    def close(self) -> None:
+        self.cache.close()
+        self.engine.dispose()
+
+    def execution_dir(self, rid: str) -> Path:
+        return self.root / "executions" / rid
+
+    # --- seeding --------------------------------------------------------------
+
+    def _seed(self, hostname: str | None, catalog_id: str | None) -> dict[str, str]:
+        with read_transaction(self.engine) as conn:
+            info = dict(conn.execute(select(StoreInfo.key, StoreInfo.value)).all())
+        if "store_id" in info and (hostname is None or info.get("hostname") == hostname):
+            return info
+        with write_transaction(self.engine) as conn:
+            info = dict(conn.execute(select(StoreInfo.key, StoreInfo.value)).all())
+            if "store_id" not in info:
+                seed = {"store_id": new_store_id(), "rid_serial": "0", "created_at": now()}
+                if hostname is not None:
+                    seed["hostname"] = hostname
+                if catalog_id is not None:
+                    seed["catalog_id"] = str(catalog_id)
+                conn.execute(insert(StoreInfo), [{"key": k, "value": v} for k, v in seed.items()])
+                conn.execute(
+                    insert(AssetTableDef),
+                    [
+                        {"name": t, "schema_name": mlschema.ML_SCHEMA, "origin": "builtin", "metadata_columns": []}
+                        for t in mlschema.ML_ASSET_TABLES
+                    ],
+                )
+                conn.execute(
+                    insert(VocabularyTerm),
+                    [
+                        {
+                            "vocabulary": vocab,
+                            "name": name,
+                            "description": desc,
+                            "synonyms": [],
+                            "origin": "builtin",
+                            "sync_state": "synced",
+                        }
+                        for vocab, terms in mlschema.SEEDED_VOCABULARIES.items()
+                        for name, desc in terms.items()
+                    ],
+                )
+                info = seed
+            elif hostname is not None and info.get("hostname") not in (None, hostname):
+                raise StoreError(
+                    f"the store at {self.root} belongs to host {info['hostname']!r}, not {hostname!r}; "
+                    "pass another working_dir for this host"
+                )
+        return info
+
+
+def allocate_rids(conn: Connection, store_id: str, kind: str, count: int) -> list[str]:
+    """``count`` fresh RIDs: leased ones from the pool first, then provisional ones.
+
+    Runs inside the caller's write transaction, so a RID is never handed out twice.
+    """
+    rids: list[str] = []
+    if count <= 0:
+        return rids
+    free = conn.execute(
+        select(RidLease.rid).where(RidLease.used_by.is_(None)).order_by(RidLease.leased_at).limit(count)
+    ).scalars().all()
+    if free:
+        conn.execute(update(RidLease).where(RidLease.rid.in_(free)).values(used_by=kind))
+        rids.extend(free)
+    missing = count - len(rids)
+    if missing:
+        serial = int(
+            conn.execute(
+                update(StoreInfo)
+                .where(StoreInfo.key == "rid_serial")
+                .values(value=(StoreInfo.value.cast(Integer) + missing).cast(Text))
+                .returning(StoreInfo.value)
+            ).scalar_one()
+        )
+        rids.extend(provisional_rid(store_id, s) for s in range(serial - missing + 1, serial + 1))
+    return rids
+
