@@ -1,0 +1,554 @@
+"""The emulated Hatrac object store: names, versions, upload jobs.
+
+Bytes live in ``<data>/objects/<version>`` and open jobs in
+``<data>/jobs/<job>``; names, versions and jobs are rows in the state DB.
+Request bodies stream to a temp file while being hashed, so memory stays
+constant whatever the object size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import sqlalchemy as sa
+
+from satchel.testing import state as S
+from satchel.testing.httpd import BLOCK, HTTPError, Request, Response
+
+NAMESPACE_TYPE = "application/x-hatrac-namespace"
+DEFAULT_MAX_PAYLOAD = 128 * 1024 * 1024
+_PATH_OK = re.compile(r"^(/[-._~A-Za-z0-9%]*)+$")
+_DISPOSITION = re.compile(r"^filename[*]=UTF-8''[-_.~A-Za-z0-9%]+$")
+
+
+def new_id() -> str:
+    return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def parse_hash(value: str | None, size: int, name: str) -> bytes | None:
+    """A hex or base64 hash header value as bytes; 400 when malformed."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        if len(value) == 2 * size:
+            return bytes.fromhex(value)
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != size:
+        raise HTTPError(400, f"Bad request. Detail: Invalid {name} {value!r}.")
+    return raw
+
+
+def b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode()
+
+
+class Hatrac:
+    def __init__(self, state: S.State, lock: threading.RLock, *, writers: set[str], admins: set[str],
+                 max_payload: int = DEFAULT_MAX_PAYLOAD):
+        self.state = state
+        self.lock = lock
+        self.writers = writers
+        self.admins = admins
+        self.max_payload = max_payload
+        self.names: dict[str, dict] = {}
+        self.versions: dict[str, list[dict]] = {}  # oldest first, live and deleted
+        self.jobs: dict[str, dict] = {}
+        self._seq = 0
+        with state.engine.connect() as conn:
+            for r in conn.execute(sa.select(S.hatrac_names)):
+                self.names[r.path] = {"kind": r.kind, "owner": r.owner, "burned": r.burned}
+            for r in conn.execute(sa.select(S.hatrac_versions).order_by(S.hatrac_versions.c.seq)):
+                self.versions.setdefault(r.path, []).append(dict(r._mapping))
+                self._seq = max(self._seq, r.seq)
+            for r in conn.execute(sa.select(S.hatrac_jobs)):
+                self.jobs[r.job] = dict(json.loads(r.doc), job=r.job, path=r.path, owner=r.owner)
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _ids(self, client) -> set[str]:
+        if not client:
+            return set()
+        return {client["id"], *(a["id"] for a in client.get("attributes", []))}
+
+    def _require_write(self, req: Request, path: str) -> None:
+        if req.client is None:
+            raise HTTPError(401, f"Authentication required for access to {path}.")
+        if not self._ids(req.client) & (self.writers | self.admins):
+            raise HTTPError(403, f"Access to {path} forbidden.")
+
+    def _require_owner(self, req: Request, path: str, owner: str | None) -> None:
+        self._require_write(req, path)
+        ids = self._ids(req.client)
+        if owner and owner not in ids and not ids & self.admins:
+            raise HTTPError(403, f"Access to {path} forbidden.")
+
+    def current(self, path: str) -> dict | None:
+        live = [v for v in self.versions.get(path, []) if not v["deleted"]]
+        return live[-1] if live else None
+
+    def _save_name(self, conn, path: str) -> None:
+        n = self.names[path]
+        conn.execute(sa.delete(S.hatrac_names).where(S.hatrac_names.c.path == path))
+        conn.execute(sa.insert(S.hatrac_names).values(path=path, kind=n["kind"], owner=n["owner"],
+                                                      burned=n["burned"]))
+
+    def _ensure_parents(self, req: Request, path: str, parents: bool, conn) -> list[str]:
+        """Check (or with parents=true create) the ancestors; returns created names."""
+        created = []
+        parts = path.split("/")[2:-1]  # below /hatrac, excluding the leaf
+        prefix = "/hatrac"
+        for part in parts:
+            prefix = f"{prefix}/{part}"
+            node = self.names.get(prefix)
+            if node is None:
+                if not parents:
+                    raise HTTPError(404, f"Resource {path} not found.")
+                self.names[prefix] = {"kind": "namespace", "owner": req.client["id"], "burned": False}
+                self._save_name(conn, prefix)
+                created.append(prefix)
+            elif node["burned"]:
+                raise HTTPError(409, f"Name {prefix} not available.")
+            elif node["kind"] != "namespace":
+                raise HTTPError(409, f"Parent {prefix} is not a namespace.")
+        return created
+
+    # --- routing ------------------------------------------------------------------
+
+    def handle(self, req: Request) -> Response:
+        raw = req.raw_path
+        base, _, sub = raw.partition(";")
+        if base != "/hatrac" and base.endswith("/"):
+            base = base.rstrip("/") or "/hatrac"
+        version = None
+        leaf = base.rsplit("/", 1)[-1]
+        if ":" in leaf:
+            leaf_name, version = leaf.split(":", 1)
+            base = base[: -len(leaf)] + leaf_name
+        if base in ("/hatrac", "/hatrac/"):
+            base = "/hatrac"
+        elif not _PATH_OK.match(base):
+            raise HTTPError(400, f"Invalid name {base}.")
+        if sub:
+            return self._sub(req, base, sub)
+        if req.method in ("GET", "HEAD"):
+            return self._get(req, base, version)
+        if req.method == "PUT":
+            if version:
+                raise HTTPError(405, "Method not allowed.")
+            return self._put(req, base)
+        if req.method == "DELETE":
+            return self._delete(req, base, version)
+        raise HTTPError(405, "Method not allowed.")
+
+    # --- objects ------------------------------------------------------------------
+
+    def _put(self, req: Request, path: str) -> Response:
+        if path == "/hatrac":
+            raise HTTPError(409, "Namespace /hatrac already exists.")
+        self._require_write(req, path)
+        parents = req.arg("parents") == "true"
+        ctype = (req.header("Content-Type") or "application/octet-stream").split(";")[0].strip()
+        with self.lock:
+            node = self.names.get(path)
+            if node is not None and node["burned"]:
+                raise HTTPError(409, f"Name {path} not available.")
+            if node is not None and node["kind"] == "namespace":
+                raise HTTPError(409, f"Namespace {path} already exists.")
+            if ctype == NAMESPACE_TYPE:
+                if node is not None:
+                    raise HTTPError(409, f"Object {path} already exists.")
+                with self.state.begin() as conn:
+                    self._ensure_parents(req, path, parents, conn)
+                    self.names[path] = {"kind": "namespace", "owner": req.client["id"], "burned": False}
+                    self._save_name(conn, path)
+                return Response(201, (path + "\n").encode(), [("Location", path),
+                                                               ("Content-Type", "text/uri-list")])
+            if node is not None:
+                self._require_owner(req, path, node["owner"])
+            self._check_preconditions(req, path)
+        if req.content_length is None:
+            raise HTTPError(411, "Content-Length required.")
+        if req.content_length > self.max_payload:
+            raise HTTPError(413, f"Request body of {req.content_length} bytes exceeds the limit.")
+        want_md5 = parse_hash(req.header("Content-MD5"), 16, "Content-MD5")
+        want_sha = parse_hash(req.header("Content-SHA256"), 32, "Content-SHA256")
+        disposition = req.header("Content-Disposition")
+        if disposition is not None and not _DISPOSITION.match(disposition):
+            raise HTTPError(400, f"Invalid Content-Disposition {disposition!r}.")
+        # make the name exist first: a failed MD5 check leaves it without content
+        with self.lock, self.state.begin() as conn:
+            if path not in self.names:
+                self._ensure_parents(req, path, parents, conn)
+                self.names[path] = {"kind": "object", "owner": req.client["id"], "burned": False}
+                self._save_name(conn, path)
+        tmp, md5, size = self._receive(req, Path(self.state.objects_dir))
+        try:
+            if want_md5 is not None and md5 != want_md5:
+                raise HTTPError(400, f"Received content MD5 {md5!r} does not match expected {want_md5!r}.")
+            with self.lock:
+                self._check_preconditions(req, path)
+                if self.names[path]["burned"]:
+                    raise HTTPError(409, f"Name {path} not available.")
+                version = new_id()
+                os.replace(tmp, self.state.objects_dir / version)
+                tmp = None
+                self._add_version(path, version, size, want_md5, want_sha, ctype, disposition)
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+        loc = f"{path}:{version}"
+        return Response(201, (loc + "\n").encode(), [("Location", loc), ("Content-Type", "text/uri-list")])
+
+    def _check_preconditions(self, req: Request, path: str) -> None:
+        cur = self.current(path)
+        inm = req.header("If-None-Match")
+        if inm is not None and inm.strip() == "*" and cur is not None:
+            raise HTTPError(412, "Resource state does not match requested preconditions.",
+                            {"ETag": f'"{cur["version"]}"'})
+        im = req.header("If-Match")
+        if im is not None:
+            tags = {t.strip().strip('"') for t in im.split(",")}
+            if cur is None or ("*" not in tags and cur["version"] not in tags):
+                raise HTTPError(412, "Resource state does not match requested preconditions.")
+
+    def _receive(self, req: Request, directory: Path) -> tuple[str, bytes, int]:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-")
+        md5 = hashlib.md5()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for block in req.iter_body():
+                    md5.update(block)
+                    out.write(block)
+                    size += len(block)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return tmp, md5.digest(), size
+
+    def _add_version(self, path, version, size, md5, sha, ctype, disposition) -> dict:
+        self._seq += 1
+        rec = {"path": path, "version": version, "seq": self._seq, "size": size, "md5": b64(md5),
+               "sha256": b64(sha), "content_type": ctype, "disposition": disposition, "deleted": False}
+        with self.state.begin() as conn:
+            conn.execute(sa.insert(S.hatrac_versions).values(**rec))
+        self.versions.setdefault(path, []).append(rec)
+        return rec
+
+    def _get(self, req: Request, path: str, version: str | None) -> Response:
+        with self.lock:
+            if path == "/hatrac" or (self.names.get(path) or {}).get("kind") == "namespace":
+                if req.client is None and path == "/hatrac":
+                    raise HTTPError(401, f"Authentication required for access to {path}.")
+                prefix = path + "/"
+                children = sorted(p for p, n in self.names.items()
+                                  if p.startswith(prefix) and "/" not in p[len(prefix):] and not n["burned"])
+                return Response.json(200, children)
+            node = self.names.get(path)
+            if node is None or node["burned"]:
+                raise HTTPError(404, f"Resource {path} not found.")
+            if version:
+                rec = next((v for v in self.versions.get(path, [])
+                            if v["version"] == version and not v["deleted"]), None)
+                if rec is None:
+                    raise HTTPError(404, f"Resource {path}:{version} not found.")
+            else:
+                rec = self.current(path)
+                if rec is None:
+                    raise HTTPError(409, f"Object {path} currently has no content.")
+        etag = f'"{rec["version"]}"'
+        inm = req.header("If-None-Match")
+        if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
+            return Response(304, headers=[("ETag", etag)])
+        file = self.state.objects_dir / rec["version"]
+        actual = file.stat().st_size if file.exists() else 0
+        basename = path.rsplit("/", 1)[-1]
+        headers = [
+            ("Content-Type", rec["content_type"] or "application/octet-stream"),
+            ("Content-Location", f"{path}:{rec['version']}"),
+            ("content-disposition", rec["disposition"] or f"filename*=UTF-8''{quote(unquote(basename))}"),
+            ("ETag", etag),
+            ("Vary", "cookie,Accept-Encoding"),
+            ("accept-ranges", "bytes"),
+        ]
+        rng = req.header("Range")
+        if rng and req.method == "GET":
+            span = _parse_range(rng, actual)
+            if span is not None:
+                start, end = span
+                headers.append(("Content-Range", f"bytes {start}-{end}/{actual}"))
+                return Response(206, headers=headers, file=(str(file), start, end - start + 1))
+        if rec["md5"]:
+            headers.append(("content-md5", rec["md5"]))
+        if rec["sha256"]:
+            headers.append(("content-sha256", rec["sha256"]))
+        if req.method == "HEAD":
+            if rec["size"]:
+                headers.append(("Content-Length", str(rec["size"])))
+            return Response(200, headers=headers, head_only_length=False, file=(str(file), 0, 0))
+        return Response(200, headers=headers, file=(str(file), 0, actual))
+
+    def _delete(self, req: Request, path: str, version: str | None) -> Response:
+        with self.lock:
+            node = self.names.get(path)
+            if node is None or node["burned"]:
+                raise HTTPError(404, f"Resource {path} not found.")
+            self._require_owner(req, path, node["owner"])
+            with self.state.begin() as conn:
+                if version:
+                    rec = next((v for v in self.versions.get(path, [])
+                                if v["version"] == version and not v["deleted"]), None)
+                    if rec is None:
+                        raise HTTPError(404, f"Resource {path}:{version} not found.")
+                    self._drop_version(conn, rec)
+                    return Response(204)
+                if node["kind"] == "namespace":
+                    if any(p.startswith(path + "/") and not n["burned"] for p, n in self.names.items()):
+                        raise HTTPError(409, f"Namespace {path} not empty.")
+                for rec in self.versions.get(path, []):
+                    if not rec["deleted"]:
+                        self._drop_version(conn, rec)
+                node["burned"] = True
+                self._save_name(conn, path)
+        return Response(204)
+
+    def _drop_version(self, conn, rec: dict) -> None:
+        rec["deleted"] = True
+        conn.execute(sa.update(S.hatrac_versions).where(
+            S.hatrac_versions.c.path == rec["path"], S.hatrac_versions.c.version == rec["version"]
+        ).values(deleted=True))
+        try:
+            os.unlink(self.state.objects_dir / rec["version"])
+        except FileNotFoundError:
+            pass
+
+    # --- sub-resources --------------------------------------------------------------
+
+    def _sub(self, req: Request, path: str, sub: str) -> Response:
+        parts = sub.split("/")
+        kind = parts[0]
+        if kind == "upload":
+            return self._upload(req, path, parts[1:])
+        with self.lock:
+            node = self.names.get(path)
+            if node is None or node["burned"]:
+                raise HTTPError(404, f"Resource {path} not found.")
+            if req.method != "GET":
+                raise HTTPError(405, "Method not allowed.")
+            if kind == "versions":
+                live = [v for v in self.versions.get(path, []) if not v["deleted"]]
+                return Response.json(200, [f"{path}:{v['version']}" for v in reversed(live)])
+            if kind == "metadata":
+                rec = self.current(path)
+                if rec is None:
+                    raise HTTPError(409, f"Object {path} currently has no content.")
+                meta = {"content-type": rec["content_type"]}
+                if rec["md5"]:
+                    meta["content-md5"] = rec["md5"]
+                if rec["sha256"]:
+                    meta["content-sha256"] = rec["sha256"]
+                if rec["disposition"]:
+                    meta["content-disposition"] = rec["disposition"]
+                if len(parts) > 1:
+                    if parts[1] not in meta:
+                        raise HTTPError(404, f"Resource {path};metadata/{parts[1]} not found.")
+                    return Response.text(200, meta[parts[1]])
+                return Response.json(200, meta)
+            if kind == "acl":
+                owner = [node["owner"]] if node["owner"] else []
+                if node["kind"] == "namespace":
+                    doc = {"owner": owner, "create": [], "read": [], "subtree-owner": [], "subtree-create": [],
+                           "subtree-read": [], "subtree-update": []}
+                else:
+                    doc = {"owner": owner, "update": [], "read": [], "subtree-owner": [], "subtree-read": []}
+                if len(parts) > 1 and parts[1]:
+                    return Response.json(200, doc.get(parts[1], []))
+                return Response.json(200, doc)
+        raise HTTPError(404, f"Resource {path};{sub} not found.")
+
+    def _upload(self, req: Request, path: str, parts: list[str]) -> Response:
+        if not parts or parts == [""]:
+            if req.method == "POST":
+                return self._create_job(req, path)
+            if req.method == "GET":
+                self._require_write(req, path)
+                ids = self._ids(req.client)
+                return Response.json(200, [f"{j['path']};upload/{j['job']}" for j in self.jobs.values()
+                                           if j["path"] == path and j["owner"] in ids])
+            raise HTTPError(405, "Method not allowed.")
+        job_id = parts[0]
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job["path"] != path:
+                raise HTTPError(404, f"Resource {path};upload/{job_id} not found.")
+        self._require_owner(req, path, job["owner"])
+        if len(parts) == 2:
+            if req.method == "PUT":
+                return self._put_chunk(req, job, parts[1])
+            raise HTTPError(405, "Method not allowed.")
+        if req.method == "GET":
+            return Response.json(200, {
+                "url": f"{path};upload/{job_id}", "target": path, "owner": [job["owner"]],
+                "chunk-length": job["chunk-length"], "content-length": job["content-length"],
+                "content-type": job.get("content-type"), "content-md5": job.get("content-md5"),
+                "content-sha256": job.get("content-sha256"),
+                "content-disposition": job.get("content-disposition"),
+            })
+        if req.method == "POST":
+            return self._finalize(req, job)
+        if req.method == "DELETE":
+            with self.lock:
+                self._end_job(job)
+            return Response(204)
+        raise HTTPError(405, "Method not allowed.")
+
+    def _create_job(self, req: Request, path: str) -> Response:
+        self._require_write(req, path)
+        try:
+            doc = json.loads(req.body() or b"null")
+            chunk = int(doc["chunk-length"])
+            total = int(doc["content-length"])
+            if chunk <= 0 or total < 0:
+                raise ValueError
+        except (ValueError, TypeError, KeyError):
+            raise HTTPError(400, "Bad request. Detail: upload job needs chunk-length and content-length.") from None
+        md5 = parse_hash(doc.get("content-md5"), 16, "content-md5")
+        sha = parse_hash(doc.get("content-sha256"), 32, "content-sha256")
+        disposition = doc.get("content-disposition")
+        if disposition is not None and not _DISPOSITION.match(disposition):
+            raise HTTPError(400, f"Invalid content-disposition {disposition!r}.")
+        parents = req.arg("parents") == "true"
+        with self.lock:
+            node = self.names.get(path)
+            if node is not None and node["burned"]:
+                raise HTTPError(409, f"Name {path} not available.")
+            if node is not None and node["kind"] == "namespace":
+                raise HTTPError(409, f"Namespace {path} already exists.")
+            if node is not None:
+                self._require_owner(req, path, node["owner"])
+            job_id = new_id()
+            job = {"job": job_id, "path": path, "owner": req.client["id"], "chunk-length": chunk,
+                   "content-length": total, "content-type": doc.get("content-type") or "application/octet-stream",
+                   "content-md5": b64(md5), "content-sha256": b64(sha), "content-disposition": disposition}
+            with self.state.begin() as conn:
+                if node is None:
+                    self._ensure_parents(req, path, parents, conn)
+                    self.names[path] = {"kind": "object", "owner": req.client["id"], "burned": False}
+                    self._save_name(conn, path)
+                conn.execute(sa.insert(S.hatrac_jobs).values(
+                    job=job_id, path=path, owner=job["owner"],
+                    doc=json.dumps({k: v for k, v in job.items() if k not in ("job", "path", "owner")})))
+            (self.state.jobs_dir / job_id).touch()
+            self.jobs[job_id] = job
+        url = f"{path};upload/{job_id}"
+        return Response(201, (url + "\n").encode(), [("Location", url), ("Content-Type", "text/uri-list")])
+
+    def _put_chunk(self, req: Request, job: dict, index_text: str) -> Response:
+        try:
+            index = int(index_text)
+            if index < 0:
+                raise ValueError
+        except ValueError:
+            raise HTTPError(400, f"Invalid chunk number {index_text}.") from None
+        k, n = job["chunk-length"], job["content-length"]
+        nchunks = -(-n // k)
+        if index >= nchunks:
+            raise HTTPError(409, f"Uploaded chunk number {index} out of range.")
+        if req.content_length is None:
+            raise HTTPError(411, "Content-Length required.")
+        if index < nchunks - 1 and req.content_length != k:
+            raise HTTPError(409, f"Uploaded chunk byte count {req.content_length} does not match job chunk "
+                                 f"size {k}.")
+        want = parse_hash(req.header("Content-MD5"), 16, "Content-MD5")
+        tmp, md5, _ = self._receive(req, self.state.jobs_dir)
+        try:
+            if want is not None and want != md5:
+                raise HTTPError(400, f"Received content MD5 {md5!r} does not match expected {want!r}.")
+            with self.lock:
+                if job["job"] not in self.jobs:
+                    raise HTTPError(404, f"Resource {job['path']};upload/{job['job']} not found.")
+                with open(tmp, "rb") as src, open(self.state.jobs_dir / job["job"], "r+b") as dst:
+                    dst.seek(index * k)
+                    while block := src.read(BLOCK):
+                        dst.write(block)
+        finally:
+            os.unlink(tmp)
+        return Response(204)
+
+    def _finalize(self, req: Request, job: dict) -> Response:
+        if req.header("If-None-Match") is not None or req.header("If-Match") is not None:
+            raise HTTPError(412, "Resource state does not match requested preconditions.", {"ETag": "None"})
+        with self.lock:
+            if job["job"] not in self.jobs:
+                raise HTTPError(404, f"Resource {job['path']};upload/{job['job']} not found.")
+            file = self.state.jobs_dir / job["job"]
+            if job.get("content-md5"):
+                md5 = hashlib.md5()
+                with open(file, "rb") as f:
+                    while block := f.read(BLOCK):
+                        md5.update(block)
+                want = base64.b64decode(job["content-md5"])
+                if md5.digest() != want:
+                    raise HTTPError(409, f"Current uploaded content MD5 {md5.hexdigest().encode()!r} does not "
+                                         f"match expected {want.hex().encode()!r}.")
+            node = self.names.get(job["path"])
+            if node is None or node["burned"]:
+                raise HTTPError(409, f"Name {job['path']} not available.")
+            version = job["job"]
+            os.replace(file, self.state.objects_dir / version)
+            self._add_version(job["path"], version, job["content-length"],
+                              base64.b64decode(job["content-md5"]) if job.get("content-md5") else None,
+                              base64.b64decode(job["content-sha256"]) if job.get("content-sha256") else None,
+                              job.get("content-type"), job.get("content-disposition"))
+            self._end_job(job, keep_file=True)
+        loc = f"{job['path']}:{version}"
+        return Response(201, (loc + "\n").encode(), [("Location", loc), ("Content-Type", "text/uri-list")])
+
+    def _end_job(self, job: dict, keep_file: bool = False) -> None:
+        self.jobs.pop(job["job"], None)
+        with self.state.begin() as conn:
+            conn.execute(sa.delete(S.hatrac_jobs).where(S.hatrac_jobs.c.job == job["job"]))
+        if not keep_file:
+            try:
+                os.unlink(self.state.jobs_dir / job["job"])
+            except FileNotFoundError:
+                pass
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end) of a single byte range; None to ignore; 416/501 raised."""
+    m = re.fullmatch(r"\s*bytes=([^,]*)\s*", header)
+    if not m:
+        if header.strip().startswith("bytes=") and "," in header:
+            raise HTTPError(501, "Multiple byte ranges are not supported.")
+        return None
+    spec = m.group(1).strip()
+    rm = re.fullmatch(r"(\d*)-(\d*)", spec)
+    if not rm or (rm.group(1) == "" and rm.group(2) == ""):
+        return None
+    first, last = rm.group(1), rm.group(2)
+    if first == "":
+        n = int(last)
+        if n == 0 or size == 0:
+            raise HTTPError(416, "Requested range not satisfiable.", {"Content-Range": f"bytes */{size}"})
+        return max(size - n, 0), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    if start >= size:
+        raise HTTPError(416, "Requested range not satisfiable.", {"Content-Range": f"bytes */{size}"})
+    return start, min(end, size - 1)
