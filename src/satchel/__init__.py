@@ -36,7 +36,7 @@ from satchel.errors import (
 )
 
 from satchel.execution import Execution, UploadReport
-from satchel.ml import DerivaML, UpdateAssetResult, VocabularyTerm
+from satchel.ml import DerivaML, StoreReport, UpdateAssetResult, VocabularyTerm
 from satchel.status import Status
 
 __version__ = "0.1.0"
@@ -53,6 +53,7 @@ __all__ = sorted(
         "Execution",
         "ExecutionConfiguration",
         "Status",
+        "StoreReport",
         "UpdateAssetResult",
         "UploadReport",
         "VocabularyTerm",

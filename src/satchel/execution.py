@@ -7,8 +7,10 @@ or wrote; the sync engine tells the catalog later.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sqlite3
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy import delete, select, update
 
+from satchel._crashpoints import crash_point
 from satchel.asset import AssetFilePath
 from satchel.cache.durable import remove_quietly, temp_name
 from satchel.errors import (
@@ -44,6 +46,11 @@ log = logging.getLogger("satchel.execution")
 _RENAMED = {"_implementations.log": "-implementations.log"}
 
 ProgressCallback = Callable[[str, int, int], None]
+
+_INSERT_REGISTRATION = (
+    "INSERT INTO registrations (execution_id, asset_table, file_name, staged_path, source_path, mode,"
+    " asset_types, asset_metadata, description, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def hatrac_url(table: str, md5: str, filename: str) -> str:
@@ -82,6 +89,7 @@ class Execution:
         self.asset_paths: dict[str, list[AssetFilePath]] = {}
         self._in_block = False
         self._handed_out: dict[tuple[str, str], AssetFilePath] = {}
+        self._made_dirs: set[Path] = set()
 
     # --- identity and status ------------------------------------------------------
 
@@ -181,36 +189,33 @@ class Execution:
         target = _RENAMED.get(target, target)
         _check_target_name(target)
         mode = "new" if not exists else ("copy" if copy_file else "symlink")
-        staged = self.working_dir / "assets" / asset_name / target
+        staged_dir = self.working_dir / "assets" / asset_name
+        staged = staged_dir / target
         if self.dry_run:
-            staged.parent.mkdir(parents=True, exist_ok=True)
+            staged_dir.mkdir(parents=True, exist_ok=True)
             return AssetFilePath(staged, asset_table=asset_name, file_name=target, asset_types=types, asset_metadata=meta)
         if (asset_name, target) in self._handed_out:
             raise _duplicate(asset_name, target, self.execution_rid)
-        staged.parent.mkdir(parents=True, exist_ok=True)
+        if staged_dir not in self._made_dirs:
+            staged_dir.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(staged_dir)
         prepared = _prepare_stage(mode, source, staged) if mode != "new" else None
         try:
-            with write_transaction(ml.store.engine, durable=False) as conn:
-                conn.execute(
-                    insert(Registration).values(
-                        execution_id=self._id,
-                        asset_table=asset_name,
-                        file_name=target,
-                        staged_path=str(staged),
-                        source_path=str(source) if exists else None,
-                        mode=prepared[0] if prepared else mode,
-                        asset_types=types,
-                        asset_metadata=meta,
-                        description=description,
-                        registered_at=now(),
-                    )
+            with ml.store.fast_writer.transaction() as raw:
+                raw.execute(
+                    _INSERT_REGISTRATION,
+                    (
+                        self._id, asset_name, target, str(staged), str(source) if exists else None,
+                        prepared[0] if prepared else mode, json.dumps(types), json.dumps(meta, default=str),
+                        description, now(),
+                    ),
                 )
                 # the file system change last, inside the transaction: a failure rolls back the row
                 if prepared:
                     os.replace(prepared[1], staged)
                 elif os.path.lexists(staged):
                     os.unlink(staged)  # debris of a crash before the row committed; never write through it
-        except SAIntegrityError:
+        except sqlite3.IntegrityError:
             if prepared:
                 remove_quietly(prepared[1])
             raise _duplicate(asset_name, target, self.execution_rid) from None
@@ -320,6 +325,7 @@ class Execution:
                 progress_callback("capture", done, total)
 
         captured = ml.store.cache.ingest_many([Path(r.staged_path) for r in pending], progress=on_capture)
+        crash_point("commit.after_capture")
         report.new_objects = sum(1 for c in captured if c.copied)
         report.bytes_captured = sum(c.digest.size for c in captured)
         at = now()
@@ -335,6 +341,8 @@ class Execution:
             rids = dict(
                 conn.execute(select(AssetRow.id, AssetRow.rid).where(AssetRow.id.in_(set(asset_ids)))).all()
             ) if asset_ids else {}
+            crash_point("commit.before_journal_commit")
+        crash_point("commit.after_journal_commit")
         for reg, asset_id in zip(pending, asset_ids, strict=True):
             afp = self._handed_out.get((reg.asset_table, reg.file_name)) or AssetFilePath(
                 reg.staged_path, asset_table=reg.asset_table, file_name=reg.file_name,
@@ -353,8 +361,13 @@ class Execution:
 
     upload_execution_outputs = commit_output_assets  # the v1.24 name, for old scripts
 
-    def _record_assets(self, conn: Any, pending: list[Registration], digests: list[Any], at: str) -> list[int]:
-        """Asset rows (reused when the same table already has the same URL), tags, links, in ``conn``."""
+    def _record_assets(self, conn: Any, pending: list[Any], digests: list[Any], at: str) -> list[int]:
+        """Asset rows (reused when the table already has the same URL), tags and links, inside ``conn``.
+
+        A new asset gets one outbox row; its first tags and its Output link are
+        new with it (``sync_state='local'``) and travel with it. Tags and links
+        added to an asset that already existed get outbox rows of their own.
+        """
         store = self._ml.store
         items = [(reg, d, hatrac_url(reg.asset_table, d.md5, reg.file_name)) for reg, d in zip(pending, digests, strict=True)]
         ids_by_key: dict[tuple[str, str], int] = {}
@@ -364,49 +377,52 @@ class Execution:
         for table, urls in by_table.items():
             for url, (asset_id, _rid) in q.existing_assets_by_url(conn, table, urls).items():
                 ids_by_key[(table, url)] = asset_id
+        existing_ids = set(ids_by_key.values())
         new_rows = []
-        seen: set[tuple[str, str]] = set()
         for reg, d, url in items:
             key = (reg.asset_table, url)
-            if key in ids_by_key or key in seen:
-                continue
-            seen.add(key)
-            new_rows.append((reg, d, url))
+            if key not in ids_by_key:
+                ids_by_key[key] = -1  # placeholder: the first registration of this key makes the row
+                new_rows.append((reg, d, url))
+        raw = conn.connection.driver_connection  # same sqlite3 connection, same transaction
         rids = allocate_rids(conn, store.store_id, "asset", len(new_rows))
-        if new_rows:
-            inserted = conn.execute(
-                insert(q.assets_t).returning(q.assets_t.c.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "rid": rid,
-                        "asset_table": reg.asset_table,
-                        "filename": reg.file_name,
-                        "length": d.size,
-                        "md5": d.md5,
-                        "blake3": d.blake3,
-                        "url": url,
-                        "description": reg.description,
-                        "asset_metadata": reg.asset_metadata or {},
-                        "created_at": at,
-                        "origin": "local",
-                        "sync_state": "local",
-                    }
-                    for (reg, d, url), rid in zip(new_rows, rids, strict=True)
-                ],
-            ).scalars().all()
-            for (reg, _, url), asset_id in zip(new_rows, inserted, strict=True):
-                ids_by_key[(reg.asset_table, url)] = asset_id
-            q.append_changes(conn, [{"kind": "asset", "entity_kind": "asset", "entity_id": i} for i in inserted], at)
-        asset_ids = [ids_by_key[(reg.asset_table, url)] for reg, _, url in items]
-        q.add_tags(
-            conn,
-            [(a, t) for (reg, _, _), a in zip(items, asset_ids, strict=True) for t in {*reg.asset_types, OUTPUT_FILE}],
-            at,
+        # we hold the write lock (BEGIN IMMEDIATE), so ids past the current maximum are ours
+        next_id = raw.execute("SELECT coalesce(max(id), 0) FROM assets").fetchone()[0] + 1
+        new_ids = list(range(next_id, next_id + len(new_rows)))
+        for (reg, _, url), asset_id in zip(new_rows, new_ids, strict=True):
+            ids_by_key[(reg.asset_table, url)] = asset_id
+        raw.executemany(
+            "INSERT INTO assets (id, rid, asset_table, filename, length, md5, blake3, url, description,"
+            " asset_metadata, created_at, origin, sync_state) VALUES (?,?,?,?,?,?,?,?,?,?,?,'local','local')",
+            [
+                (i, rid, reg.asset_table, reg.file_name, d.size, d.md5, d.blake3, url, reg.description,
+                 json.dumps(reg.asset_metadata or {}, default=str), at)
+                for (reg, d, url), rid, i in zip(new_rows, rids, new_ids, strict=True)
+            ],
         )
-        q.add_links(conn, [(a, self._id, "Output") for a in asset_ids], at)
-        for part in q.chunks(list(zip(pending, asset_ids, strict=True))):
-            for reg, a in part:
-                conn.execute(update(q.registrations_t).where(q.registrations_t.c.id == reg.id).values(asset_id=a))
+        raw.executemany(
+            "INSERT INTO changes (kind, entity_kind, entity_id, detail, created_at, state, attempts)"
+            " VALUES ('asset', 'asset', ?, '{}', ?, 'pending', 0)",
+            [(i, at) for i in new_ids],
+        )
+        asset_ids = [ids_by_key[(reg.asset_table, url)] for reg, _, url in items]
+        new_tags = sorted(
+            {(a, t) for (reg, _, _), a in zip(items, asset_ids, strict=True) if a not in existing_ids
+             for t in (*reg.asset_types, OUTPUT_FILE)}
+        )
+        raw.executemany("INSERT INTO asset_tags (asset_id, term, sync_state) VALUES (?, ?, 'local')", new_tags)
+        raw.executemany(
+            "INSERT INTO asset_links (asset_id, execution_id, role, sync_state) VALUES (?, ?, 'Output', 'local')",
+            [(a, self._id) for a in new_ids],
+        )
+        old = [(reg, a) for (reg, _, _), a in zip(items, asset_ids, strict=True) if a in existing_ids]
+        if old:
+            q.add_tags(conn, [(a, t) for reg, a in old for t in {*reg.asset_types, OUTPUT_FILE}], at)
+            q.add_links(conn, [(a, self._id, "Output") for _, a in old], at)
+        raw.executemany(
+            "UPDATE registrations SET asset_id = ? WHERE id = ?",
+            [(a, reg.id) for reg, a in zip(pending, asset_ids, strict=True)],
+        )
         return asset_ids
 
     # --- inputs ------------------------------------------------------------------------

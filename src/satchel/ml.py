@@ -13,7 +13,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from satchel.asset import Asset, AssetExecution, AssetFilePath
 from satchel.cache import DEFAULT_LINK_MODES, Digest
-from satchel.config import AssetSpec, ExecutionConfiguration, Workflow
+from satchel.config import ExecutionConfiguration, Workflow
 from satchel.errors import (
     ExecutionError,
     ObjectMissingError,
@@ -50,6 +50,21 @@ class UpdateAssetResult:
     added: list[str]
     removed: list[str]
     description_changed: bool
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    """What ``verify`` found: ``ok`` when nothing was corrupt and nothing unsynced lost its bytes."""
+
+    objects_checked: int
+    bytes_checked: int
+    quarantined: list[str]
+    temp_removed: int
+    lost_assets: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.quarantined and not self.lost_assets
 
 
 def safe_filename(name: str, fallback: str) -> str:
@@ -506,7 +521,29 @@ class DerivaML:
             cache.export(digest, dest)
         return (dest, skipped) if with_status else dest
 
-    # --- whole-store operations ---------------------------------------------------------------------
+    # --- whole-store operations ---
+
+    def verify(self, progress: Any = None) -> StoreReport:
+        """Re-hash every cached object (quarantining corrupt ones) and list assets whose bytes are gone.
+
+        Assets recorded here but not yet on the remote whose bytes are missing
+        cannot be synced: they are reported as ``lost``.
+        """
+        report = self.store.cache.verify(progress=progress)
+        lost: list[str] = []
+        with read_transaction(self.store.engine) as conn:
+            rows = conn.execute(
+                select(AssetRow.rid, AssetRow.blake3).where(
+                    AssetRow.origin == "local", AssetRow.sync_state.in_(("local", "failed"))
+                )
+            ).all()
+        for rid, b3 in rows:
+            if not b3 or not self.store.cache.has(b3):
+                lost.append(rid)
+        return StoreReport(
+            objects_checked=report.checked, bytes_checked=report.bytes_checked,
+            quarantined=report.quarantined, temp_removed=report.temp_removed, lost_assets=lost,
+        )------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """What the remote does not have yet: counts and bytes."""
@@ -526,4 +563,4 @@ def _term(row: Any) -> VocabularyTerm:
     )
 
 
-__all__ = ["AssetSpec", "DerivaML", "UpdateAssetResult", "VocabularyTerm", "safe_filename"]
+__all__ = ["DerivaML", "StoreReport", "UpdateAssetResult", "VocabularyTerm", "safe_filename"]

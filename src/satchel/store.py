@@ -22,6 +22,7 @@ from satchel import mlschema
 from satchel.cache import DEFAULT_LINK_MODES, ObjectCache
 from satchel.errors import StoreError
 from satchel.journal import make_engine, read_transaction, upgrade, write_transaction
+from satchel.journal.engine import FastWriter
 from satchel.journal.models import AssetTableDef, RidLease, StoreInfo, VocabularyTerm
 from satchel.rid import new_store_id, provisional_rid
 
@@ -63,11 +64,13 @@ class Store:
         self.journal_path = self.root / "journal.db"
         self.engine = make_engine(self.journal_path)
         upgrade(self.engine)
+        self.fast_writer = FastWriter(self.journal_path)
         self.cache = ObjectCache(Path(cache_dir) if cache_dir else self.root / "cache", link_modes=link_modes)
         self.info = self._seed(hostname, catalog_id)
         self.store_id = self.info["store_id"]
 
     def close(self) -> None:
+        self.fast_writer.close()
         self.cache.close()
         self.engine.dispose()
 

@@ -55,16 +55,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def temp_name(directory: Path, stem: str = "") -> Path:
+def temp_name(directory: Path | str, stem: str = "") -> str:
     """A fresh temp path in ``directory`` that no other writer will pick."""
-    return directory / f".{stem[:40]}.satchel-tmp-{secrets.token_hex(6)}"
+    return f"{directory}/.{stem[:40]}.satchel-tmp-{secrets.token_hex(6)}"
 
 
 def is_temp_name(name: str) -> bool:
     return ".satchel-tmp-" in name
 
 
-def remove_quietly(path: Path) -> None:
+def remove_quietly(path: Path | str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from satchel._crashpoints import crash_point
 from satchel.cache.digest import CHUNK, Digest, Hasher
 from satchel.cache.durable import fsync_dir, is_temp_name, remove_quietly, sync_filesystem, temp_name
 from satchel.cache.linking import DEFAULT_LINK_MODES, check_modes, try_hardlink, try_reflink
@@ -33,6 +35,8 @@ log = logging.getLogger("satchel.cache")
 
 #: files up to this size are read in one call
 SMALL = 4 * CHUNK
+#: files at least this large are captured in parallel
+PARALLEL_MIN = 4 * CHUNK
 
 Progress = Callable[[int, int], None]
 
@@ -80,6 +84,17 @@ def _hash_fd(fd: int, size_hint: int, out: int | None) -> Digest:
     return h.digest()
 
 
+def _read_all(fd: int, size_hint: int) -> bytes:
+    """Read a small file whole (one call when the size is right; loops if it grew)."""
+    data = os.read(fd, size_hint + 1)
+    if len(data) <= size_hint:
+        return data
+    parts = [data]
+    while chunk := os.read(fd, CHUNK):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
@@ -97,6 +112,10 @@ class ObjectCache:
         self.quarantine_dir = self.root / "quarantine"
         for d in (self.objects_dir, self.tmp_dir, self.quarantine_dir):
             d.mkdir(parents=True, exist_ok=True)
+        if not (self.objects_dir / "ff").is_dir():
+            for i in range(256):  # the fan-out exists up front: no mkdir per ingest
+                (self.objects_dir / f"{i:02x}").mkdir(exist_ok=True)
+        self._objects_prefix = f"{self.objects_dir}/"
         self.link_modes = check_modes(link_modes)
         self.index = CacheIndex(self.root / "index.db")
 
@@ -106,11 +125,14 @@ class ObjectCache:
     # --- naming ---------------------------------------------------------------
 
     def path_of(self, digest: Digest | str) -> Path:
+        return Path(self._object_name(digest))
+
+    def _object_name(self, digest: Digest | str) -> str:
         b3 = digest.blake3 if isinstance(digest, Digest) else digest
-        return self.objects_dir / b3[:2] / b3[2:]
+        return f"{self._objects_prefix}{b3[:2]}/{b3[2:]}"
 
     def has(self, digest: Digest | str) -> bool:
-        return self.path_of(digest).exists()
+        return os.path.exists(self._object_name(digest))
 
     def digest_of(self, blake3: str) -> Digest | None:
         """The full digest of a cached object (from the index, else by hashing)."""
@@ -159,9 +181,10 @@ class ObjectCache:
 
     def ingest(self, source: os.PathLike[str] | str, *, durable: bool = True) -> Captured:
         """Capture one file into the cache; durable on return unless told not to be."""
-        captured = self._capture(Path(source))
+        captured, entries = self._capture(Path(source))
         if durable:
             sync_filesystem(self.root)
+        self.index.record(entries)
         self.index.add_objects([captured.digest])
         return captured
 
@@ -172,71 +195,127 @@ class ObjectCache:
         workers: int | None = None,
         progress: Progress | None = None,
     ) -> list[Captured]:
-        """Capture many files, in parallel, with one filesystem sync at the end.
+        """Capture many files with one filesystem sync at the end; results in input order.
 
+        Small files are captured in this thread (for them, threads only add
+        contention on the GIL); files of at least ``PARALLEL_MIN`` bytes are
+        captured by a small pool, where hashing and I/O release the GIL.
         Raises the first failure after every capture has finished; objects
         already written stay (they are content-addressed, so harmless).
         """
         if not sources:
             return []
-        workers = workers or min(4, (os.cpu_count() or 2) * 2)
+        sizes = []
+        for src in sources:
+            try:
+                sizes.append(os.stat(src).st_size)
+            except FileNotFoundError:
+                sizes.append(0)  # _capture reports it
+        big = [i for i, n in enumerate(sizes) if n >= PARALLEL_MIN]
+        results: list[Captured | None] = [None] * len(sources)
+        entries: list[tuple[os.stat_result, Digest, bool]] = []
+        error: BaseException | None = None
         done = 0
-        results: list[Captured] = []
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="satchel-ingest") as pool:
-            futures = [pool.submit(self._capture, src) for src in sources]
-            error: BaseException | None = None
-            for fut in futures:
+
+        def finish(i: int, outcome: tuple[Captured, list[Any]]) -> None:
+            nonlocal done
+            results[i] = outcome[0]
+            entries.extend(outcome[1])
+            done += 1
+            if progress is not None:
+                progress(done, len(sources))
+
+        pool = ThreadPoolExecutor(max_workers=workers or 4, thread_name_prefix="satchel-ingest") if big else None
+        try:
+            futures = {i: pool.submit(self._capture, Path(sources[i])) for i in big} if pool else {}
+            for i, src in enumerate(sources):
+                if i in futures:
+                    continue
                 try:
-                    results.append(fut.result())
+                    finish(i, self._capture(Path(src)))
+                except BaseException as exc:
+                    error = error or exc
+                    break
+            for i, fut in futures.items():
+                try:
+                    finish(i, fut.result())
                 except BaseException as exc:  # keep draining so no thread is left writing
                     error = error or exc
-                done += 1
-                if progress is not None:
-                    progress(done, len(sources))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         if error is not None:
             raise error
         sync_filesystem(self.root)
-        self.index.add_objects([c.digest for c in results if c.copied])
-        return results
+        self.index.record(entries)
+        captured = [r for r in results if r is not None]
+        self.index.add_objects([c.digest for c in captured if c.copied])
+        return captured
 
-    def _capture(self, source: Path) -> Captured:
+    def _capture(self, source: Path) -> tuple[Captured, list[tuple[os.stat_result, Digest, bool]]]:
+        """Hash and copy one file into the cache (no fsync: callers batch it).
+
+        Each byte is read once. A small file is read whole, hashed, and written
+        only if the cache lacks it; a large one streams through the hashes into
+        a temp file. Returns the stat-cache entries to record, so a batch
+        records them in one transaction.
+        """
         try:
             fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise MissingSourceError(f"{source} does not exist; write it (or register another path) before committing") from None
+            raise MissingSourceError(
+                f"{source} does not exist; write it (or register another path) before committing"
+            ) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise CacheError(f"{source} is not a regular file; only files can be assets")
             known = self.index.lookup(st)
             if known is not None and self.has(known):
-                return Captured(source, known, False)
-            tmp = temp_name(self.tmp_dir)
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-            try:
-                digest = _hash_fd(fd, st.st_size, out)
-                after = os.fstat(fd)
-                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or digest.size != st.st_size:
-                    raise FileChangedError(
-                        f"{source} changed while satchel was capturing it; finish writing it, then commit again"
-                    )
-            except BaseException:
+                return Captured(source, known, False), []
+            if st.st_size <= SMALL:
+                data = _read_all(fd, st.st_size)
+                h = Hasher()
+                h.update(data)
+                digest = h.digest()
+                self._check_unchanged(source, fd, st, digest)
+                final = self._object_name(digest)
+                if os.path.exists(final):
+                    return Captured(source, digest, False), [(st, digest, False)]
+                tmp = temp_name(final.rpartition("/")[0])
+                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+                try:
+                    _write_all(out, data)
+                finally:
+                    os.close(out)
+            else:
+                tmp = temp_name(self.tmp_dir)
+                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+                try:
+                    digest = _hash_fd(fd, st.st_size, out)
+                    self._check_unchanged(source, fd, st, digest)
+                except BaseException:
+                    os.close(out)
+                    remove_quietly(tmp)
+                    raise
                 os.close(out)
-                remove_quietly(tmp)
-                raise
-            os.close(out)
+                final = self._object_name(digest)
         finally:
             os.close(fd)
-        final = self.path_of(digest)
-        if final.exists():
+        if os.path.exists(final):
             remove_quietly(tmp)
-            copied = False
-        else:
-            final.parent.mkdir(exist_ok=True)
-            os.replace(tmp, final)
-            copied = True
-        self.index.record([(st, digest, False), (os.stat(final), digest, True)])
-        return Captured(source, digest, copied)
+            return Captured(source, digest, False), [(st, digest, False)]
+        crash_point("capture.before_rename")
+        os.replace(tmp, final)
+        return Captured(source, digest, True), [(st, digest, False), (os.stat(final), digest, True)]
+
+    @staticmethod
+    def _check_unchanged(source: Path, fd: int, st: os.stat_result, digest: Digest) -> None:
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or digest.size != st.st_size:
+            raise FileChangedError(
+                f"{source} changed while satchel was capturing it; finish writing it, then commit again"
+            )
 
     def ingest_stream(self, chunks: Iterable[bytes], *, expected_md5: str | None = None) -> Digest:
         """Store bytes arriving as chunks (e.g. a download), durably."""
@@ -257,7 +336,6 @@ class ObjectCache:
             raise
         os.close(out)
         final = self.path_of(digest)
-        final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)
         fsync_dir(final.parent)
         self.index.record([(os.stat(final), digest, True)])
@@ -387,10 +465,14 @@ class ObjectCache:
         return report
 
     def remove_temp_debris(self, older_than_s: float = 3600.0) -> int:
-        """Delete temp files a crashed ingest left behind."""
+        """Delete temp files a crashed ingest left behind (in tmp/ and in the fan-out)."""
         removed = 0
         cutoff = time.time() - older_than_s
-        for p in self.tmp_dir.iterdir():
+        candidates = list(self.tmp_dir.iterdir())
+        for sub in self.objects_dir.iterdir():
+            if sub.is_dir():
+                candidates.extend(p for p in sub.iterdir() if is_temp_name(p.name))
+        for p in candidates:
             try:
                 if p.stat().st_mtime < cutoff:
                     p.unlink()
