@@ -543,7 +543,7 @@ class DerivaML:
         return StoreReport(
             objects_checked=report.checked, bytes_checked=report.bytes_checked,
             quarantined=report.quarantined, temp_removed=report.temp_removed, lost_assets=lost,
-        )------------------------------------------------------------------
+        )
 
     def status(self) -> dict[str, Any]:
         """What the remote does not have yet: counts and bytes."""
