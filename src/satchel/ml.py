@@ -347,6 +347,17 @@ class DerivaML:
 
     restore_execution = resume_execution
 
+    def execution_history(self, execution_rid: str) -> list[dict[str, Any]]:
+        """Every status change of an execution, in order, with its time and detail."""
+        with read_transaction(self.store.engine) as conn:
+            found = q.resolve_rid(conn, execution_rid)
+            if found is None or found[0] != "execution":
+                raise UnknownRIDError(f"no execution has RID {execution_rid} in this store")
+            rows = conn.execute(
+                select(q.StatusEvent).where(q.StatusEvent.execution_id == found[1]).order_by(q.StatusEvent.id)
+            ).all()
+        return [{"from": r.from_status, "to": r.to_status, "at": r.at, "detail": r.detail} for r in rows]
+
     def list_executions(self) -> list[dict[str, Any]]:
         with read_transaction(self.store.engine) as conn:
             rows = conn.execute(select(ExecutionRow).order_by(ExecutionRow.id)).all()

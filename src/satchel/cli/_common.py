@@ -1,0 +1,126 @@
+"""What every command shares: finding and opening the store, errors to exit codes, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from satchel.errors import (
+    CacheError,
+    ExecutionError,
+    NotFoundError,
+    RemoteError,
+    SatchelError,
+    StoreError,
+    SyncError,
+)
+from satchel.ml import DerivaML
+
+#: exit codes by error class, most specific first (documented in docs/cli.md)
+EXIT_CODES: list[tuple[type[SatchelError], int]] = [
+    (NotFoundError, 3),
+    (CacheError, 4),
+    (StoreError, 5),
+    (RemoteError, 6),
+    (SyncError, 7),
+    (ExecutionError, 8),
+    (SatchelError, 1),
+]
+
+
+def exit_code_for(exc: SatchelError) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a SatchelError as one clear line on stderr and exit with its code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SatchelError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exit_code_for(exc))
+
+    return wrapper
+
+
+def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--store, --host and --catalog: which store a command works on."""
+    fn = click.option(
+        "--catalog", "catalog_id", envvar="SATCHEL_CATALOG", help="Catalog id (with --host)."
+    )(fn)
+    fn = click.option("--host", "hostname", envvar="SATCHEL_HOST", help="DERIVA host name of the store.")(fn)
+    fn = click.option(
+        "--store",
+        "store",
+        envvar="SATCHEL_STORE",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Store directory (default: the only store under $SATCHEL_HOME, or --host/--catalog).",
+    )(fn)
+    return fn
+
+
+def satchel_home() -> Path:
+    home = os.environ.get("SATCHEL_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".satchel"
+
+
+def find_stores() -> list[Path]:
+    home = satchel_home()
+    if not home.is_dir():
+        return []
+    return sorted(p.parent for p in home.glob("*/*/journal.db"))
+
+
+def open_store(store: Path | None, hostname: str | None, catalog_id: str | None) -> DerivaML:
+    """Open the store a command names, or the only one there is."""
+    if store is not None:
+        if not (store / "journal.db").exists():
+            raise StoreError(f"{store} is not a satchel store (no journal.db); check the path")
+        return _open(store)
+    if hostname and catalog_id:
+        return DerivaML(hostname, catalog_id)
+    stores = find_stores()
+    if len(stores) == 1:
+        return _open(stores[0])
+    if not stores:
+        raise StoreError(
+            f"no store under {satchel_home()}; record something first (or run `satchel demo`), "
+            "or name one with --store PATH"
+        )
+    listing = ", ".join(str(s) for s in stores)
+    raise StoreError(f"several stores exist ({listing}); choose one with --store PATH or --host/--catalog")
+
+
+def _open(path: Path) -> DerivaML:
+    from satchel.store import Store
+
+    probe = Store(path)
+    host, catalog = probe.info.get("hostname", "unknown"), probe.info.get("catalog_id", "0")
+    probe.close()
+    return DerivaML(host, catalog, working_dir=path)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

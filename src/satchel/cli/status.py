@@ -1,0 +1,39 @@
+"""``satchel status``: what the remote does not have yet."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from satchel.cli._common import emit_json, handle_errors, human_bytes, open_store, store_options
+
+
+@click.command("status")
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (a documented contract).")
+@handle_errors
+def command(store, hostname, catalog_id, as_json: bool) -> None:
+    """Show executions and assets not yet on the remote: counts and bytes."""
+    with open_store(store, hostname, catalog_id) as ml:
+        status = ml.status()
+    if as_json:
+        emit_json(status)
+        return
+    console = Console()
+    console.print(f"store  {status['store']}")
+    console.print(f"remote {status['remote'] or '(none configured: everything stays local)'}")
+    table = Table(title="not yet on the remote", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("bytes", justify="right")
+    table.add_row("executions", str(status["executions"]), "")
+    table.add_row("assets", str(status["assets"]), human_bytes(status["asset_bytes"]))
+    table.add_row("execution links", str(status["links"]), "")
+    table.add_row("vocabulary terms", str(status["terms"]), "")
+    if status["failed_assets"]:
+        table.add_row("[red]failed assets[/red]", str(status["failed_assets"]), "")
+    console.print(table)
+    by_status = status["executions_by_status"]
+    if by_status:
+        console.print("executions by status: " + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
