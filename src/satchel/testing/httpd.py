@@ -132,6 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "satchel-deriva-emulator/1"
     timeout = 60  # idle keep-alive connections are closed after this
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
 
     def log_message(self, format, *args):  # noqa: A002 - stdlib signature
         pass

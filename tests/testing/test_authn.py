@@ -1,0 +1,33 @@
+"""The emulated /authn/session: cookie and bearer, sessions, anonymous clients."""
+
+from __future__ import annotations
+
+import httpx
+
+CAT = "/ermrest/catalog/1"
+
+
+def test_session_with_bearer_and_cookie(deriva_server, writer):
+    doc = writer.get("/authn/session").json()
+    assert doc["client"]["id"] == "writer"
+    assert {"attributes", "since", "expires", "seconds_remaining", "vary_headers", "tracking"} <= set(doc)
+    with httpx.Client(base_url=deriva_server.url, cookies={"webauthn": deriva_server.token}) as c:
+        assert c.get("/authn/session").json()["client"]["id"] == "writer"
+
+
+def test_anonymous_and_bogus_cookie(deriva_server, anon):
+    r = anon.get("/authn/session")
+    assert r.status_code == 404 and "No existing login session" in r.text
+    with httpx.Client(base_url=deriva_server.url, cookies={"webauthn": "bogus"}) as c:
+        assert c.get("/authn/session").status_code == 404
+        assert c.get(f"{CAT}/entity/deriva-ml:Asset_Role").status_code == 200
+        assert c.post(f"{CAT}/entity/deriva-ml:Asset_Role", json=[]).status_code == 401
+
+
+def test_password_login(deriva_server, anon, writer):
+    r = anon.post("/authn/session", data={"username": "writer", "password": "writer-password"})
+    assert r.status_code == 200 and r.headers["Set-Cookie"].startswith("webauthn=")
+    assert anon.get("/authn/session").json()["client"]["id"] == "writer"  # the cookie was kept
+    anon.cookies.clear()
+    assert anon.post("/authn/session", data={"username": "writer", "password": "nope"}).status_code == 401
+    assert writer.post("/authn/session", data={"username": "writer", "password": "x"}).status_code == 409
