@@ -355,6 +355,7 @@ class Execution:
         report.total_uploaded = len(report.assets)
         if clean_folder if clean_folder is not None else ml.clean_execution_dir:
             shutil.rmtree(self.working_dir / "assets", ignore_errors=True)
+            self._made_dirs.clear()
         if progress_callback is not None:
             progress_callback("commit", len(pending), len(pending))
         return report

@@ -1,0 +1,53 @@
+"""Shared fixtures: a real store in a temp directory, and helpers to make files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from satchel import DerivaML
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test touches the real ~/.satchel."""
+    monkeypatch.setenv("SATCHEL_HOME", str(tmp_path_factory.mktemp("satchel-home")))
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def ml(store_dir: Path) -> Iterator[DerivaML]:
+    """A DerivaML on a fresh store, with a Workflow_Type term so workflows can be made."""
+    with DerivaML("example.org", "1", working_dir=store_dir) as m:
+        m.add_term("Workflow_Type", "Training", description="Model training")
+        yield m
+
+
+@pytest.fixture
+def workflow(ml: DerivaML):
+    return ml.create_workflow("train.py", "Training", description="trains a model")
+
+
+def write_file(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def make_file(tmp_path: Path):
+    """make_file(name, data) -> Path of a real file under tmp_path/src."""
+
+    def make(name: str, data: bytes | str = b"") -> Path:
+        return write_file(tmp_path / "src" / name, data or os.urandom(64))
+
+    return make
