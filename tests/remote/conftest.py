@@ -23,6 +23,20 @@ def make_remote(url, token, **kw):
 
 
 @pytest.fixture
+def remote_factory():
+    """make_remote(url, token, **options) with fast test defaults; closed after the test."""
+    made = []
+
+    def factory(url, token, **kw):
+        made.append(make_remote(url, token, **kw))
+        return made[-1]
+
+    yield factory
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
 def remote(deriva_server):
     with make_remote(deriva_server.url, deriva_server.token) as r:
         yield r

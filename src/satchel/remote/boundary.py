@@ -31,6 +31,7 @@ _MAPPING: list[tuple[type[BaseException], type[errors.RemoteError]]] = [
     (httpx.TransportError, errors.TransportError),
     (httpx.DecodingError, errors.ProtocolError),
     (httpx.TooManyRedirects, errors.ProtocolError),
+    (httpx.RequestError, errors.TransportError),  # any other failure before an answer
     (httpx.HTTPError, errors.RemoteError),
     (httpx.InvalidURL, errors.ProtocolError),
     (httpx.CookieConflict, errors.ProtocolError),

@@ -42,6 +42,7 @@ class Rule:
     headers: tuple = ()
     nbytes: int = 0
     direction: str = "response"
+    graceful: bool = False
     seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
@@ -193,12 +194,18 @@ class FaultProxy:
         """Forward the request, read the server's whole answer, then reset the client connection."""
         self._add(Rule("lose", times, method, path_contains))
 
-    def reset_after(self, nbytes: int, *, times: int = 1, direction: str = "response",
+    def reset_after(self, nbytes: int, *, times: int = 1, direction: str = "response", graceful: bool = False,
                     method=None, path_contains=None) -> None:
-        """Reset the connection after ``nbytes`` of the response (or of the request body)."""
+        """Cut the connection after ``nbytes`` of the response (or of the request body).
+
+        By default the cut is a TCP reset (the client may lose bytes already in
+        flight); ``graceful=True`` closes normally, so the client reads exactly
+        ``nbytes`` and then sees a truncated message.
+        """
         if direction not in ("response", "request"):
             raise ValueError("direction must be 'response' or 'request'")
-        self._add(Rule("reset", times, method, path_contains, nbytes=nbytes, direction=direction))
+        self._add(Rule("reset", times, method, path_contains, nbytes=nbytes, direction=direction,
+                       graceful=graceful))
 
     def delay(self, seconds: float, *, times: int = 1, method=None, path_contains=None) -> None:
         """Hold matching requests ``seconds`` before forwarding them."""
@@ -331,7 +338,11 @@ class FaultProxy:
                         budget -= min(len(block), budget)
                         if budget <= 0:
                             break
-                    _rst(client)
+                    if rule.graceful:
+                        client.shutdown(socket.SHUT_WR)
+                        client.close()
+                    else:
+                        _rst(client)
                     return
                 client.sendall(resp_head)
                 for block in up_reader.chunks(body_len):
