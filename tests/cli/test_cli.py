@@ -1,0 +1,104 @@
+"""The command line: thin over the library, errors as exit codes, --json as a contract."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from satchel import DerivaML, ExecutionConfiguration
+from satchel.cli import main
+
+
+@pytest.fixture
+def populated(tmp_path: Path) -> Path:
+    store = tmp_path / "store"
+    with DerivaML("example.org", "1", working_dir=store) as ml:
+        exe = ml.create_execution(ExecutionConfiguration(description="cli test"))
+        with exe:
+            exe.asset_file_path("Execution_Asset", "a.bin", asset_types=["Model_File"]).write_bytes(b"a" * 2048)
+            exe.asset_file_path("Execution_Metadata", "b.txt").write_text("b")
+        exe.commit_output_assets()
+    return store
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_status_json_counts_what_is_not_on_the_remote(populated):
+    res = invoke("status", "--store", str(populated), "--json")
+    assert res.exit_code == 0
+    data = json.loads(res.output)
+    assert data["executions"] == 1 and data["assets"] == 2 and data["asset_bytes"] == 2049
+    assert data["executions_by_status"] == {"Pending_Upload": 1}
+    assert data["remote"] is None
+
+
+def test_status_human(populated):
+    res = invoke("status", "--store", str(populated))
+    assert res.exit_code == 0 and "not yet on the remote" in res.output and "2.0 KiB" in res.output
+
+
+def test_ls_and_show(populated):
+    res = invoke("ls", "--store", str(populated), "--json", "--type", "Model_File")
+    (asset,) = json.loads(res.output)
+    assert asset["Filename"] == "a.bin" and "Output_File" in asset["Asset_Type"]
+    shown = json.loads(invoke("show", "--store", str(populated), asset["RID"], "--json").output)
+    assert shown["kind"] == "asset" and shown["executions"][0]["Asset_Role"] == "Output"
+    exe_rid = shown["executions"][0]["Execution"]
+    exe = json.loads(invoke("show", "--store", str(populated), exe_rid, "--json").output)
+    assert exe["Status"] == "Pending_Upload" and len(exe["assets"]) == 2
+    assert [h["to"] for h in exe["history"]] == ["Created", "Running", "Stopped", "Pending_Upload"]
+    executions = json.loads(invoke("ls", "--store", str(populated), "--executions", "--json").output)
+    assert [e["RID"] for e in executions] == [exe_rid]
+
+
+def test_unknown_rid_exits_3_with_one_line(populated):
+    res = CliRunner().invoke(main, ["show", "--store", str(populated), "9-NOPE"])
+    assert res.exit_code == 3
+    assert res.output.startswith("error: no asset or execution has RID 9-NOPE")
+
+
+def test_not_a_store_exits_5(tmp_path):
+    res = CliRunner().invoke(main, ["status", "--store", str(tmp_path)])
+    assert res.exit_code == 5 and "not a satchel store" in res.output
+
+
+def test_the_only_store_is_found_under_satchel_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SATCHEL_HOME", str(tmp_path / "home"))
+    res = CliRunner().invoke(main, ["status"])
+    assert res.exit_code == 5 and "no store under" in res.output
+    with DerivaML("h.example.org", "4"):
+        pass
+    res = invoke("status", "--json")
+    assert json.loads(res.output)["store"] == str(tmp_path / "home" / "h.example.org" / "4")
+
+
+def test_verify_finds_corruption_and_exits_4(populated):
+    assert invoke("verify", "--store", str(populated)).exit_code == 0
+    obj = next(p for p in (populated / "cache" / "objects").rglob("*") if p.is_file())
+    obj.chmod(0o644)
+    obj.write_bytes(b"rotten")
+    res = CliRunner().invoke(main, ["verify", "--store", str(populated), "--json"])
+    assert res.exit_code == 4
+    data = json.loads(res.output)
+    assert not data["ok"] and len(data["quarantined"]) == 1 and len(data["lost_assets"]) == 1
+
+
+def test_every_command_is_documented():
+    doc = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+    for name in main.commands:
+        assert f"## satchel {name}" in doc, f"docs/cli.md lacks a section for `satchel {name}`"
+
+
+def test_demo_runs_as_a_user_runs_it(tmp_path):
+    exe = shutil.which("satchel") or str(Path(sys.executable).parent / "satchel")
+    res = subprocess.run([exe, "demo", "--store", str(tmp_path / "demo")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "lineage of" in res.stdout and "verify:" in res.stdout and "ok" in res.stdout
