@@ -209,3 +209,29 @@ def test_asset_download_records_no_provenance(ml, produced, tmp_path):
     path = ml.lookup_asset(rids["log.txt"]).download(str(tmp_path / "inspect"))
     assert isinstance(path, Path) and path.read_text() == "log"
     assert "Input_File" not in ml.lookup_asset(rids["log.txt"]).asset_types
+
+
+def test_download_assets_in_a_batch(ml, workflow, tmp_path, monkeypatch):
+    exe = ml.create_execution(ExecutionConfiguration(workflow=workflow))
+    with exe:
+        for i in range(20):
+            exe.asset_file_path("File", f"f{i}.bin").write_bytes(os.urandom(100))
+    rids = [a.asset_rid for a in exe.commit_output_assets().assets]
+    reader = consumer(ml, workflow)
+    got = reader.download_assets(rids, tmp_path / "all")
+    assert [p.name for p in got] == [f"f{i}.bin" for i in range(20)]
+    assert all("Input_File" in p.asset_types for p in got)
+    assert len(reader.list_assets("Input")) == 20
+    exports = []
+    real_export = ml.store.cache.export
+    monkeypatch.setattr(ml.store.cache, "export", lambda *a, **k: exports.append(a) or real_export(*a, **k))
+    reader.download_assets(rids, tmp_path / "all")
+    assert exports == []
+
+
+def test_a_batch_with_an_unknown_rid_writes_nothing(ml, workflow, produced, tmp_path):
+    _, rids = produced
+    reader = consumer(ml, workflow)
+    with pytest.raises(UnknownRIDError, match="9-NOPE"):
+        reader.download_assets([rids["model.bin"], "9-NOPE"], tmp_path / "none")
+    assert not (tmp_path / "none").exists() and reader.list_assets() == []

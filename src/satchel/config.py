@@ -60,6 +60,8 @@ class ExecutionConfiguration:
     config_choices: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.workflow, dict):  # as stored by to_json(): build the Workflow again
+            self.workflow = Workflow(**{k: v for k, v in self.workflow.items() if k in Workflow.__dataclass_fields__})
         self.assets = [_asset_spec(a) for a in self.assets]
         self.datasets = [_dataset_spec(d) for d in self.datasets]
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from satchel.asset import Asset, AssetExecution, AssetFilePath
 from satchel.cache import DEFAULT_LINK_MODES, Digest
+from satchel.cache.durable import sync_filesystem
 from satchel.config import ExecutionConfiguration, Workflow
 from satchel.errors import (
     ExecutionError,
@@ -50,6 +51,17 @@ class UpdateAssetResult:
     added: list[str]
     removed: list[str]
     description_changed: bool
+
+
+@dataclass
+class Placed:
+    """One asset put (or found already) at its destination by a download."""
+
+    asset_id: int
+    asset: Asset
+    digest: Digest
+    dest: Path
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -495,15 +507,14 @@ class DerivaML:
 
     # --- bytes ---------------------------------------------------------------------------------------
 
-    def _digest_for(self, asset: Asset) -> Digest:
+    def _digest_for(self, asset: Asset, blake3: str | None = None) -> Digest:
         """The cached object holding this asset's bytes, or a clear error saying how to fetch it."""
         cache = self.store.cache
-        with read_transaction(self.store.engine) as conn:
-            b3 = conn.execute(select(AssetRow.blake3).where(AssetRow.id == self._asset_id(conn, asset.rid))).scalar()
-        if b3 and cache.has(b3):
-            d = cache.digest_of(b3)
-            if d is not None and d.md5 == asset.md5 and d.size == asset.length:
-                return d
+        if blake3 is None:
+            with read_transaction(self.store.engine) as conn:
+                blake3 = conn.execute(select(AssetRow.blake3).where(AssetRow.id == self._asset_id(conn, asset.rid))).scalar()
+        if blake3 and cache.has(blake3):
+            return Digest(blake3, asset.md5, asset.length)
         for d in cache.index.find_by_md5(asset.md5):
             if d.size == asset.length and cache.has(d):
                 return d
@@ -512,25 +523,56 @@ class DerivaML:
             f"local cache; while online, fetch them with `satchel pull --asset {asset.rid}`"
         )
 
-    def _download_bytes(self, asset_rid: str, dest_dir: Path, *, with_status: bool = False) -> Any:
-        asset = self.lookup_asset(asset_rid)
-        digest = self._digest_for(asset)
+    def _place_assets(self, rids: list[str], dest_dir: Path) -> list[Placed]:
+        """Put the bytes of these assets in ``dest_dir``, skipping files that already hold them.
+
+        Every RID is resolved and every object found before any file is written.
+        """
+        with read_transaction(self.store.engine) as conn:
+            ids = q.resolve_asset_rids(conn, rids)
+            unknown = [r for r in rids if r not in ids]
+            if unknown:
+                self._asset_id(conn, unknown[0])  # raises the precise error for the first one
+            records = {r["id"]: r for r in q.asset_records(conn, AssetRow.id.in_(set(ids.values())))} if ids else {}
+        assets = {i: a for i, a in zip(records, self._assets(list(records.values())), strict=True)}
+        plan = []
+        names: dict[Path, str] = {}
+        for rid in rids:
+            asset_id = ids[rid]
+            asset = assets[asset_id]
+            digest = self._digest_for(asset, records[asset_id]["blake3"])
+            dest = dest_dir / safe_filename(asset.filename, asset.rid)
+            if names.setdefault(dest, asset.rid) != asset.rid:
+                raise ExecutionError(
+                    f"assets {names[dest]} and {asset.rid} both have the file name {dest.name!r}; download them "
+                    f"into separate directories (e.g. dest_dir / rid)"
+                )
+            plan.append(Placed(asset_id, asset, digest, dest))
         dest_dir.mkdir(parents=True, exist_ok=True)
-        dest = dest_dir / safe_filename(asset.filename, asset.rid)
         cache = self.store.cache
-        skipped = cache.file_matches(dest, digest)
-        if not skipped:
-            if os.path.lexists(dest):
+        batch = len(plan) > 1  # one filesystem sync for the batch instead of an fsync per file
+        exported = False
+        for p in plan:
+            if cache.file_matches(p.dest, p.digest):
+                p.skipped = True
+                continue
+            if os.path.lexists(p.dest):
                 try:
-                    other = cache.hash_file(dest).md5 if dest.is_file() and not dest.is_symlink() else "(not a file)"
+                    other = cache.hash_file(p.dest).md5 if p.dest.is_file() and not p.dest.is_symlink() else "(not a file)"
                 except OSError:
                     other = "(unreadable)"
                 log.warning(
                     "replacing %s (MD5 %s) with asset %s (MD5 %s): the file there held other bytes",
-                    dest, other, asset.rid, asset.md5,
+                    p.dest, other, p.asset.rid, p.asset.md5,
                 )
-            cache.export(digest, dest)
-        return (dest, skipped) if with_status else dest
+            cache.export(p.digest, p.dest, durable=not batch)
+            exported = True
+        if batch and exported:
+            sync_filesystem(dest_dir)
+        return plan
+
+    def _download_bytes(self, asset_rid: str, dest_dir: Path) -> Path:
+        return self._place_assets([asset_rid], dest_dir)[0].dest
 
     # --- whole-store operations ---
 

@@ -393,7 +393,7 @@ class ObjectCache:
                 elif mode == "hardlink" and try_hardlink(obj, tmp, st_obj.st_dev):
                     used = mode
                 elif mode == "copy":
-                    self._copy_verified(obj, tmp, digest)
+                    self._copy_verified(obj, tmp, digest, durable=durable)
                     used = mode
                 if used:
                     break
@@ -411,7 +411,7 @@ class ObjectCache:
             self.index.record([(os.stat(dest), digest, True)])
         return used
 
-    def _copy_verified(self, obj: Path, tmp: Path, digest: Digest) -> None:
+    def _copy_verified(self, obj: Path, tmp: str, digest: Digest, *, durable: bool = True) -> None:
         src = os.open(obj, os.O_RDONLY | os.O_CLOEXEC)
         try:
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -423,7 +423,8 @@ class ObjectCache:
                         f"cached object {digest.short} is corrupt (its bytes hash to {actual.short}); "
                         f"it was quarantined; fetch the asset again while online"
                     )
-                os.fsync(out)
+                if durable:
+                    os.fsync(out)
             finally:
                 os.close(out)
         finally:

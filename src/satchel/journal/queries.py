@@ -149,6 +149,37 @@ def resolve_rid(conn: Connection, rid: str) -> tuple[str, int] | None:
     return None
 
 
+def resolve_asset_rids(conn: Connection, rids: Sequence[str]) -> dict[str, int]:
+    """Bulk :func:`resolve_rid` for assets: {rid: asset id} for every RID that names an asset."""
+    found: dict[str, int] = {}
+    todo = list(dict.fromkeys(rids))
+    for _ in range(4):
+        if not todo:
+            break
+        for part in chunks(todo):
+            for row in conn.execute(
+                select(assets_t.c.id, assets_t.c.rid, assets_t.c.remote_rid).where(
+                    assets_t.c.rid.in_(part) | assets_t.c.remote_rid.in_(part)
+                )
+            ):
+                for key in (row.rid, row.remote_rid):
+                    if key in part:
+                        found[key] = row.id
+        missing = [r for r in todo if r not in found]
+        aliases: dict[str, str] = {}
+        for part in chunks(missing):
+            aliases.update(conn.execute(select(RidAlias.alias, RidAlias.rid).where(RidAlias.alias.in_(part))).all())
+        if not aliases:
+            break
+        # resolve the targets, then map back to the aliases asked for
+        targets = resolve_asset_rids(conn, list(set(aliases.values()))) if aliases else {}
+        for alias, target in aliases.items():
+            if target in targets:
+                found[alias] = targets[target]
+        todo = []
+    return found
+
+
 # --- workflows and executions -------------------------------------------------------------------
 
 
