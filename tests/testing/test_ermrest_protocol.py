@@ -296,3 +296,20 @@ def test_state_survives_restart(deriva_server, writer):
         assert again == [{k: v for k, v in row.items()}]
         nxt = insert(c, [image(131)]).json()[0]["RID"]
         assert ridmod.decode(nxt) > ridmod.decode(row["RID"])
+
+
+def test_entity_put_upsert_and_other_formats(writer):
+    (row,) = insert(writer, [image(140)]).json()
+    r = writer.put(IMAGE, json=[{"URL": row["URL"], "Description": "up"}, image(141)])
+    assert r.status_code == 200
+    updated, inserted = r.json()
+    assert updated == {"URL": row["URL"], "Description": "up"} and "RID" in inserted
+    only_rid = f"{CAT}/entity/deriva-ml:Workflow"
+    assert writer.put(only_rid, json=[{"Name": "w"}]).status_code == 409
+    groups = writer.get(f"{CAT}/attributegroup/test-schema:Image/Filename").json()
+    assert groups == [{"Filename": "f140"}, {"Filename": "f141"}]
+    stream = writer.get(IMAGE, headers={"Accept": "application/x-json-stream"}).text.splitlines()
+    assert len(stream) == 2 and json.loads(stream[0])["URL"] == row["URL"]
+    r = writer.post(f"{IMAGE}?{DEFAULTS}", content=json.dumps(image(142)) + "\n",
+                    headers={"Content-Type": "application/x-json-stream"})
+    assert r.status_code == 200 and len(r.json()) == 1
