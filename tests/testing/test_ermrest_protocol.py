@@ -313,3 +313,18 @@ def test_entity_put_upsert_and_other_formats(writer):
     r = writer.post(f"{IMAGE}?{DEFAULTS}", content=json.dumps(image(142)) + "\n",
                     headers={"Content-Type": "application/x-json-stream"})
     assert r.status_code == 200 and len(r.json()) == 1
+
+
+def test_catalog_wide_etags(writer, reader):
+    first = writer.get(IMAGE)
+    etag = first.headers["ETag"]
+    assert etag.endswith(';*/*;' + etag.split(";")[-1]) and ";" in etag
+    assert writer.get(IMAGE, headers={"If-None-Match": etag}).status_code == 304
+    assert reader.get(IMAGE).headers["ETag"] != etag  # the first part is per user
+    other_table = writer.get(f"{CAT}/entity/deriva-ml:Asset_Role").headers["ETag"]
+    assert other_table == etag  # the tag covers the whole catalog
+    stale = writer.post(f"{IMAGE}?{DEFAULTS}", json=[image(150)], headers={"If-Match": etag})
+    assert stale.status_code == 200
+    r = writer.post(f"{IMAGE}?{DEFAULTS}", json=[image(151)], headers={"If-Match": etag})
+    assert r.status_code == 412 and r.headers["ETag"] != etag
+    assert writer.get(IMAGE, headers={"If-None-Match": etag}).status_code == 200

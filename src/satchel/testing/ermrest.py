@@ -7,8 +7,10 @@ transaction on success, and undone on any error, so a batch is all or nothing.
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import threading
@@ -321,6 +323,15 @@ class Ermrest:
             if rev != cat.snaptime:
                 raise HTTPError(501, "Not implemented. Detail: the emulator keeps no history; "
                                      "only the current snaptime can be read.")
+        with self.lock:
+            etag = self._etag(req, cat, rest)
+            self._preconditions(req, etag)
+            response = self._route(req, cat, rest)
+            if response.status < 300 or response.status == 304:
+                response.headers.append(("ETag", self._etag(req, cat, rest)))
+            return response
+
+    def _route(self, req: Request, cat: Catalog, rest: str) -> Response:
         if rest == "":
             return self._catalog_resource(req, cat)
         api, _, path = rest.partition("/")
@@ -331,9 +342,35 @@ class Ermrest:
         if api == "history":
             return Response.json(200, {"snaprange": [cat.snaptime, cat.snaptime], "amendver": None})
         if api in ("entity", "attribute", "attributegroup", "aggregate"):
-            with self.lock:
-                return self._data(req, cat, api, path)
+            return self._data(req, cat, api, path)
         raise HTTPError(404, f"Resource not found. Detail: {api}")
+
+    # --- catalog-wide ETags (§1.9) --------------------------------------------------
+
+    @staticmethod
+    def _etag(req: Request, cat: Catalog, rest: str) -> str:
+        roles = ",".join(sorted(client_ids(req.client))).encode()
+        digest = base64.urlsafe_b64encode(hashlib.md5(roles).digest()).decode()
+        if rest == "":
+            return f'"{digest};*;{cat.snaptime}"'
+        accept = "*" if rest.startswith("schema") else (req.header("Accept") or "*/*")
+        return f'"{digest};{accept};{V.render_timestamp_space(cat.last_change)}"'
+
+    @staticmethod
+    def _preconditions(req: Request, etag: str) -> None:
+        reading = req.method in ("GET", "HEAD")
+        inm = req.header("If-None-Match")
+        if inm is not None:
+            tags = [t.strip() for t in inm.split(",")]
+            if "*" in tags or etag in tags:
+                if reading:
+                    raise HTTPError(304, "", {"ETag": etag})
+                raise HTTPError(412, "Resource state does not match requested preconditions.", {"ETag": etag})
+        im = req.header("If-Match")
+        if im is not None:
+            tags = [t.strip() for t in im.split(",")]
+            if "*" not in tags and etag not in tags:
+                raise HTTPError(412, "Resource state does not match requested preconditions.", {"ETag": etag})
 
     def _post_catalog(self, req: Request) -> Response:
         if req.client is None:

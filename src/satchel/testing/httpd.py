@@ -154,7 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = server.app(request)
         except HTTPError as exc:
-            response = Response.text(exc.status, exc.message + "\n", list(exc.headers.items()))
+            text = "" if exc.status == 304 else exc.message + "\n"
+            response = Response.text(exc.status, text, list(exc.headers.items()))
         except ConnectionError:
             self.close_connection = True
             return
