@@ -450,23 +450,24 @@ class Execution:
         """
         ml = self._ml
         placed = ml._place_assets(list(asset_rids), Path(dest_dir))
-        tags: dict[int, list[str]] = {}
-        if update_catalog and not self.dry_run and placed:
-            at = now()
-            ids = [p.asset_id for p in placed]
-            with write_transaction(ml.store.engine) as conn:
+        ids = [p.asset_id for p in placed]
+        with write_transaction(ml.store.engine) if update_catalog and not self.dry_run else read_transaction(
+            ml.store.engine
+        ) as conn:
+            if update_catalog and not self.dry_run and placed:
+                at = now()
                 q.add_links(conn, [(i, self._id, "Input") for i in ids], at)
                 q.add_tags(conn, [(i, INPUT_FILE) for i in ids], at)
-                tags = q.tags_by_asset(conn, ids)
+            tags = q.tags_by_asset(conn, ids)
         return [
             AssetFilePath(
                 p.dest,
-                asset_table=p.asset.asset_table,
-                file_name=str(p.dest),
-                asset_types=sorted(tags.get(p.asset_id, p.asset.asset_types)),
-                asset_metadata=p.asset.metadata,
-                asset_rid=p.asset.rid,
-                description=p.asset.description,
+                asset_table=p.row.asset_table,
+                file_name=p.dest,
+                asset_types=sorted(tags.get(p.asset_id, ())),
+                asset_metadata=json.loads(p.row.asset_metadata) if isinstance(p.row.asset_metadata, str) else p.row.asset_metadata,
+                asset_rid=p.rid,
+                description=p.row.description,
             )
             for p in placed
         ]

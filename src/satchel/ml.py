@@ -58,9 +58,10 @@ class Placed:
     """One asset put (or found already) at its destination by a download."""
 
     asset_id: int
-    asset: Asset
+    rid: str
+    row: Any  # the download_rows row: table, filename, md5, description, metadata...
     digest: Digest
-    dest: Path
+    dest: str
     skipped: bool = False
 
 
@@ -527,29 +528,35 @@ class DerivaML:
         """Put the bytes of these assets in ``dest_dir``, skipping files that already hold them.
 
         Every RID is resolved and every object found before any file is written.
+        Reads only the columns a download needs, in bulk (this is the no-op
+        re-download hot path).
         """
         with read_transaction(self.store.engine) as conn:
             ids = q.resolve_asset_rids(conn, rids)
             unknown = [r for r in rids if r not in ids]
             if unknown:
                 self._asset_id(conn, unknown[0])  # raises the precise error for the first one
-            records = {r["id"]: r for r in q.asset_records(conn, AssetRow.id.in_(set(ids.values())))} if ids else {}
-        assets = {i: a for i, a in zip(records, self._assets(list(records.values())), strict=True)}
+            rows = q.download_rows(conn, sorted(set(ids.values())))
         plan = []
-        names: dict[Path, str] = {}
+        names: dict[str, str] = {}
+        base = str(dest_dir)
+        cache = self.store.cache
         for rid in rids:
-            asset_id = ids[rid]
-            asset = assets[asset_id]
-            digest = self._digest_for(asset, records[asset_id]["blake3"])
-            dest = dest_dir / safe_filename(asset.filename, asset.rid)
-            if names.setdefault(dest, asset.rid) != asset.rid:
+            row = rows[ids[rid]]
+            shown = row.remote_rid or row.rid
+            name = safe_filename(row.filename, shown)
+            dest = f"{base}/{name}"
+            if names.setdefault(dest, shown) != shown:
                 raise ExecutionError(
-                    f"assets {names[dest]} and {asset.rid} both have the file name {dest.name!r}; download them "
+                    f"assets {names[dest]} and {shown} both have the file name {name!r}; download them "
                     f"into separate directories (e.g. dest_dir / rid)"
                 )
-            plan.append(Placed(asset_id, asset, digest, dest))
+            if row.blake3 and cache.has(row.blake3):
+                digest = Digest(row.blake3, row.md5, row.length)
+            else:
+                digest = self._digest_for(self.lookup_asset(shown))
+            plan.append(Placed(row.id, shown, row, digest, dest))
         dest_dir.mkdir(parents=True, exist_ok=True)
-        cache = self.store.cache
         batch = len(plan) > 1  # one filesystem sync for the batch instead of an fsync per file
         exported = False
         for p in plan:
@@ -558,21 +565,21 @@ class DerivaML:
                 continue
             if os.path.lexists(p.dest):
                 try:
-                    other = cache.hash_file(p.dest).md5 if p.dest.is_file() and not p.dest.is_symlink() else "(not a file)"
+                    other = cache.hash_file(Path(p.dest)).md5 if os.path.isfile(p.dest) and not os.path.islink(p.dest) else "(not a file)"
                 except OSError:
                     other = "(unreadable)"
                 log.warning(
                     "replacing %s (MD5 %s) with asset %s (MD5 %s): the file there held other bytes",
-                    p.dest, other, p.asset.rid, p.asset.md5,
+                    p.dest, other, p.rid, p.row.md5,
                 )
-            cache.export(p.digest, p.dest, durable=not batch)
+            cache.export(p.digest, Path(p.dest), durable=not batch)
             exported = True
         if batch and exported:
             sync_filesystem(dest_dir)
         return plan
 
     def _download_bytes(self, asset_rid: str, dest_dir: Path) -> Path:
-        return self._place_assets([asset_rid], dest_dir)[0].dest
+        return Path(self._place_assets([asset_rid], dest_dir)[0].dest)
 
     # --- whole-store operations ---
 

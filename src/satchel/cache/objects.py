@@ -164,7 +164,7 @@ class ObjectCache:
         self.index.record([(st, digest, False)])
         return digest
 
-    def file_matches(self, path: Path, digest: Digest) -> bool:
+    def file_matches(self, path: Path | str, digest: Digest) -> bool:
         """Does ``path`` (not following a final symlink) hold exactly these bytes?"""
         try:
             st = os.lstat(path)
@@ -175,7 +175,7 @@ class ObjectCache:
         known = self.index.lookup(st)
         if known is not None:
             return known == digest
-        return self.hash_file(path, use_stat_cache=False) == digest
+        return self.hash_file(Path(path), use_stat_cache=False) == digest
 
     # --- ingest -------------------------------------------------------------------
 

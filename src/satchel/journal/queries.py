@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -260,16 +260,53 @@ def existing_assets_by_url(conn: Connection, table: str, urls: Sequence[str]) ->
     return found
 
 
+def download_rows(conn: Connection, asset_ids: Sequence[int]) -> dict[int, Any]:
+    """The columns a download needs, for many assets, with the bare driver (the hot path)."""
+    raw = conn.connection.driver_connection
+    out: dict[int, Any] = {}
+    for part in chunks(list(asset_ids)):
+        cur = raw.execute(
+            "SELECT id, rid, remote_rid, asset_table, filename, length, md5, blake3, description, asset_metadata"
+            f" FROM assets WHERE id IN ({','.join('?' * len(part))})",
+            tuple(part),
+        )
+        for row in cur:
+            out[row[0]] = _DownloadRow(*row)
+    return out
+
+
+class _DownloadRow(NamedTuple):
+    id: int
+    rid: str
+    remote_rid: str | None
+    asset_table: str
+    filename: str
+    length: int
+    md5: str
+    blake3: str | None
+    description: str | None
+    asset_metadata: Any
+
+
+def _present_pairs(conn: Connection, sql_by_term: str, pairs: Sequence[tuple[int, Any]]) -> set[tuple[int, Any]]:
+    """Which (asset_id, x) pairs exist, asking per distinct x for the asset ids in chunks (bare driver)."""
+    raw = conn.connection.driver_connection
+    present: set[tuple[int, Any]] = set()
+    by_x: dict[Any, list[int]] = defaultdict(list)
+    for a, x in pairs:
+        by_x[x].append(a)
+    for x, ids in by_x.items():
+        for part in chunks(sorted(set(ids))):
+            cur = raw.execute(sql_by_term.format(marks=",".join("?" * len(part))), (x, *part))
+            present.update((a, x) for (a,) in cur)
+    return present
+
+
 def add_tags(conn: Connection, pairs: Sequence[tuple[int, str]], at: str) -> int:
     """Add (asset_id, term) tags that are not there yet; each new one goes to the outbox."""
     if not pairs:
         return 0
-    present: set[tuple[int, str]] = set()
-    ids = sorted({a for a, _ in pairs})
-    for part in chunks(ids):
-        present.update(
-            (r.asset_id, r.term) for r in conn.execute(select(tags_t.c.asset_id, tags_t.c.term).where(tags_t.c.asset_id.in_(part)))
-        )
+    present = _present_pairs(conn, "SELECT asset_id FROM asset_tags WHERE term = ? AND asset_id IN ({marks})", pairs)
     new = sorted({p for p in pairs if p not in present})
     if new:
         conn.execute(insert(tags_t), [{"asset_id": a, "term": t, "sync_state": "local"} for a, t in new])
@@ -298,13 +335,10 @@ def add_links(conn: Connection, links: Sequence[tuple[int, int, str]], at: str) 
     as the catalog's unique key does."""
     if not links:
         return 0
-    present: set[tuple[int, int]] = set()
-    ids = sorted({a for a, _, _ in links})
-    for part in chunks(ids):
-        present.update(
-            (r.asset_id, r.execution_id)
-            for r in conn.execute(select(links_t.c.asset_id, links_t.c.execution_id).where(links_t.c.asset_id.in_(part)))
-        )
+    present = _present_pairs(
+        conn, "SELECT asset_id FROM asset_links WHERE execution_id = ? AND asset_id IN ({marks})",
+        [(a, e) for a, e, _ in links],
+    )
     new: list[tuple[int, int, str]] = []
     for a, e, role in links:
         if (a, e) not in present:
@@ -403,10 +437,13 @@ def unsynced_summary(conn: Connection) -> dict[str, Any]:
 
 
 def tags_by_asset(conn: Connection, asset_ids: Sequence[int]) -> dict[int, list[str]]:
+    raw = conn.connection.driver_connection
     out: dict[int, list[str]] = defaultdict(list)
-    for part in chunks(list(asset_ids)):
-        for t in conn.execute(select(tags_t.c.asset_id, tags_t.c.term).where(tags_t.c.asset_id.in_(part))):
-            out[t.asset_id].append(t.term)
+    for part in chunks(sorted(set(asset_ids))):
+        for asset_id, term in raw.execute(
+            f"SELECT asset_id, term FROM asset_tags WHERE asset_id IN ({','.join('?' * len(part))})", tuple(part)
+        ):
+            out[asset_id].append(term)
     return out
 
 
