@@ -291,7 +291,8 @@ class FaultProxy:
                     extra = "".join(f"{k}: {v}\r\n" for k, v in rule.headers)
                     client.sendall(
                         f"HTTP/1.1 {rule.status} {reason}\r\nContent-Type: text/plain\r\n{extra}"
-                        f"Content-Length: {len(rule.body)}\r\n\r\n".encode() + rule.body)
+                        f"Content-Length: {len(rule.body)}\r\n\r\n".encode()
+                        + (b"" if method == "HEAD" else rule.body))
                     continue
                 if rule is not None and rule.kind == "delay":
                     if self._stopping.wait(rule.seconds):
