@@ -61,3 +61,26 @@ def test_hatrac_put_obj_put_loc_get_obj(deriva_server, tmp_path, kind):
             assert store.put_obj("/hatrac/Image/fileobj.bin", f).startswith("/hatrac/Image/fileobj.bin:")
     finally:
         store._session.close()
+
+
+def test_catalog_creation_and_model_building(deriva_server):
+    from deriva.core import DerivaServer as DerivaPyServer
+    from deriva.core.ermrest_model import Column, Key, Schema, Table, builtin_types
+
+    server = DerivaPyServer("http", deriva_server.host, credentials=deriva_server.credentials("admin"))
+    catalog = server.create_ermrest_catalog()
+    try:
+        assert catalog.catalog_id == "2"
+        model = catalog.getCatalogModel()
+        schema = model.create_schema(Schema.define("demo"))
+        scan = schema.create_table(Table.define_asset("demo", "Scan"))
+        assert {"URL", "Filename", "Length", "MD5"} <= {c.name for c in scan.columns}
+        schema.create_table(Table.define("Thing", [Column.define("Name", builtin_types.text, nullok=False)],
+                                         key_defs=[Key.define(["Name"])]))
+        thing = catalog.getPathBuilder().schemas["demo"].tables["Thing"]
+        assert list(thing.insert([{"Name": "a"}]))[0]["RCB"] == "admin"
+        row = catalog.post("/entity/demo:Thing?nondefaults=RID", json=[{"RID": "MY-RID-1", "Name": "b"}]).json()
+        assert row[0]["RID"] == "MY-RID-1"
+    finally:
+        catalog._session.close()
+        server._session.close()

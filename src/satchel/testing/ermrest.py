@@ -434,6 +434,21 @@ class Ermrest:
 
                 def change(txn: Txn):
                     txn.model_changed = True
+                    if not segs and isinstance(body, list):  # a batch of model elements
+                        out = []
+                        for doc in body:
+                            if not isinstance(doc, dict) or "schema_name" not in doc:
+                                raise HTTPError(400, "Request malformed. Detail: model elements need schema_name.")
+                            if "table_name" in doc:
+                                cat.model.add_table(doc["schema_name"], doc)
+                                cat.sync_tables()
+                                out.append(render_table(
+                                    cat.model.schemas[doc["schema_name"]]["tables"][doc["table_name"]], rights))
+                            else:
+                                cat.model.add_schema(doc["schema_name"], doc)
+                                cat.sync_tables()
+                                out.append(render_schema(cat.model.schemas[doc["schema_name"]], rights))
+                        return Response.json(201, out)
                     if not segs:
                         for name, sdoc in (body or {}).get("schemas", {}).items():
                             if name in cat.model.schemas:
