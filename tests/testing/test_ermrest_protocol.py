@@ -328,3 +328,26 @@ def test_catalog_wide_etags(writer, reader):
     r = writer.post(f"{IMAGE}?{DEFAULTS}", json=[image(151)], headers={"If-Match": etag})
     assert r.status_code == 412 and r.headers["ETag"] != etag
     assert writer.get(IMAGE, headers={"If-None-Match": etag}).status_code == 200
+
+
+def test_snapshot_reads(deriva_server, writer):
+    rows = insert(writer, [image(160), image(161), image(162)]).json()
+    snap = writer.get(CAT).json()["snaptime"]
+    writer.delete(f"{IMAGE}/RID={rows[0]['RID']}")
+    writer.put(f"{CAT}/attributegroup/test-schema:Image/RID;Description",
+               json=[{"RID": rows[1]["RID"], "Description": "later"}])
+    then = writer.get(f"{CAT}@{snap}/entity/test-schema:Image@sort(RID)").json()
+    assert [r["RID"] for r in then] == sorted(r["RID"] for r in rows)
+    assert [r["Description"] for r in then if r["RID"] == rows[1]["RID"]] == [None]
+    live = {r["RID"] for r in writer.get(f"{CAT}/attribute/test-schema:Image/RID").json()}
+    old = {r["RID"] for r in writer.get(f"{CAT}@{snap}/attribute/test-schema:Image/RID").json()}
+    assert old - live == {rows[0]["RID"]}  # deletions found by comparing snapshots
+    assert writer.get(f"{CAT}@{snap}").json()["snaptime"] == snap
+    assert writer.get(f"{CAT}@1/entity/test-schema:Image").status_code == 409
+    first, last = writer.get(f"{CAT}/history/,").json()["snaprange"]
+    assert ridmod.decode(first) < ridmod.decode(last)
+    deriva_server.restart()
+    import httpx
+
+    with httpx.Client(base_url=deriva_server.url) as c:
+        assert len(c.get(f"{CAT}@{snap}/entity/test-schema:Image").json()) == 3

@@ -52,6 +52,14 @@ def forbidden(detail: str) -> HTTPError:
     return HTTPError(403, f"Access forbidden. Detail: {detail}")
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def encode_time(when: dt.datetime) -> str:
+    """A time as ERMrest writes revisions: urlb32 of microseconds since the epoch."""
+    return ridmod.encode((when - _EPOCH) // dt.timedelta(microseconds=1))
+
+
 def client_ids(client: dict | None) -> set[str]:
     if not client:
         return set()
@@ -74,6 +82,8 @@ class Catalog:
             (t.schema, t.name): TableData(t) for t in self.model.tables()
         }
         self.tombstones: dict[str, dict] = {}
+        #: every row change: (time, schema, table, RID, row or None when deleted)
+        self.history: list[tuple[dt.datetime, str, str, str, dict | None]] = []
 
     def next_rid(self) -> str:
         self.rid_seq += 1
@@ -96,8 +106,31 @@ class Catalog:
 
     @property
     def snaptime(self) -> str:
-        micros = int(self.last_change.timestamp() * 1_000_000)
-        return ridmod.encode(micros)
+        return encode_time(self.last_change)
+
+    def snapshot_time(self, rev: str) -> dt.datetime:
+        """The change time a ``@rev`` denotes: clamped to the latest change at or before it."""
+        try:
+            when = _EPOCH + dt.timedelta(microseconds=ridmod.decode(rev))
+        except (ValueError, OverflowError):
+            raise HTTPError(400, f"Request malformed. Detail: Invalid revision {rev!r}.") from None
+        changes = [h[0] for h in self.history if h[0] <= when]
+        if not changes:
+            raise conflict(f"Requested catalog revision {rev} is prior to any known catalog state.")
+        return max(changes)
+
+    def table_at(self, info: TableInfo, when: dt.datetime) -> TableData:
+        """The rows of ``info`` as they were at ``when``, rebuilt from the history."""
+        td = TableData(info)
+        for at, s, t, rid, row in self.history:
+            if at > when:
+                break
+            if (s, t) != (info.schema, info.name):
+                continue
+            td.remove(rid)
+            if row is not None:
+                td.add(row)
+        return td
 
     # --- rights ----------------------------------------------------------------
 
@@ -215,6 +248,13 @@ class Ermrest:
                     continue
                 info, td = cat.table(rec.schema_name, rec.table_name)
                 td.add(decode_row(info, rec.data))
+            for rec in conn.execute(sa.select(S.history).order_by(S.history.c.catalog, S.history.c.seq)):
+                cat = self.catalogs.get(rec.catalog)
+                if cat is None:
+                    continue
+                info = cat.model.table(rec.schema_name, rec.table_name)
+                cat.history.append((V.parse_timestamp(rec.at), rec.schema_name, rec.table_name, rec.rid,
+                                    None if rec.data is None else decode_row(info, rec.data)))
             for rec in conn.execute(sa.select(S.tombstones)):
                 cat = self.catalogs.get(rec.catalog)
                 if cat is not None:
@@ -255,6 +295,14 @@ class Ermrest:
                 conn.execute(sa.insert(S.rows), inserts)
             if txn.tombstones:
                 conn.execute(sa.insert(S.tombstones), [dict(t, catalog=cat.id) for t in txn.tombstones])
+            if txn.dirty:
+                at = V.render_timestamp(txn.now)
+                base = len(cat.history)
+                conn.execute(sa.insert(S.history), [
+                    {"catalog": cat.id, "seq": base + i, "at": at, "schema_name": td.info.schema,
+                     "table_name": td.info.name, "rid": rid, "data": None if row is None else encode_row(td.info, row)}
+                    for i, (rid, (td, row)) in enumerate(txn.dirty.items())
+                ])
 
     def mutate(self, cat: Catalog, fn: Callable[[Txn], Any], *, new: bool = False) -> Any:
         """Run ``fn`` as one transaction; the snaptime moves even if nothing matched."""
@@ -269,6 +317,8 @@ class Ermrest:
                 raise
             for t in txn.tombstones:
                 cat.tombstones[t["rid"]] = {k: v for k, v in t.items() if k != "rid"}
+            for rid, (td, row) in txn.dirty.items():
+                cat.history.append((txn.now, td.info.schema, td.info.name, rid, row))
             return result
 
     def create_catalog(self, cid: str | None, *, owner: list[str], schemas: dict, writers=(), seed=False) -> Catalog:
@@ -317,12 +367,12 @@ class Ermrest:
         if cat is None:
             raise HTTPError(404, f"Resource not found. Detail: catalog {cid}")
         rest = parts[4] if len(parts) > 4 else ""
+        req.snapshot = None
         if rev:
             if req.method not in ("GET", "HEAD"):
                 raise forbidden("modification to catalog at previous revision")
-            if rev != cat.snaptime:
-                raise HTTPError(501, "Not implemented. Detail: the emulator keeps no history; "
-                                     "only the current snaptime can be read.")
+            with self.lock:
+                req.snapshot = cat.snapshot_time(rev)
         with self.lock:
             etag = self._etag(req, cat, rest)
             self._preconditions(req, etag)
@@ -340,7 +390,8 @@ class Ermrest:
         if api == "entity_rid":
             return self._entity_rid(req, cat, path)
         if api == "history":
-            return Response.json(200, {"snaprange": [cat.snaptime, cat.snaptime], "amendver": None})
+            first = encode_time(cat.history[0][0]) if cat.history else cat.snaptime
+            return Response.json(200, {"snaprange": [first, cat.snaptime], "amendver": None})
         if api in ("entity", "attribute", "attributegroup", "aggregate"):
             return self._data(req, cat, api, path)
         raise HTTPError(404, f"Resource not found. Detail: {api}")
@@ -384,7 +435,8 @@ class Ermrest:
         if req.method == "GET":
             rights = {"owner": cat.is_owner(req.client), "create": cat.is_owner(req.client)}
             return Response.json(200, {
-                "id": cat.id, "snaptime": cat.snaptime, "rights": rights, "acls": cat.acls,
+                "id": cat.id, "rights": rights, "acls": cat.acls,
+                "snaptime": encode_time(req.snapshot) if req.snapshot else cat.snaptime,
                 "annotations": cat.annotations, "features": FEATURES, "is_persistent": True,
             })
         if req.method == "DELETE":
@@ -498,7 +550,7 @@ class Ermrest:
                     return Response.json(200, {
                         "RID": candidate, "schema_name": tomb["schema_name"], "table_name": tomb["table_name"],
                         "deleted_at": tomb["deleted_at"], "last_visible_at": tomb["last_visible_at"],
-                        "last_visible_snaptime": ridmod.encode(int(last.timestamp() * 1_000_000)),
+                        "last_visible_snaptime": encode_time(last),
                     })
         raise HTTPError(404, f"Resource not found. Detail: entity with RID={given}")
 
@@ -510,6 +562,8 @@ class Ermrest:
         with_tail = api != "entity"
         path = parse_data_path(raw, with_tail=with_tail)
         info, td = cat.table(path.table.schema, path.table.table)
+        if req.snapshot is not None:
+            td = cat.table_at(info, req.snapshot)
         method = req.method
         if method in ("POST", "PUT", "DELETE") and req.client is None:
             raise HTTPError(401, f"Access requires authentication. Detail: {api}")

@@ -39,6 +39,7 @@ class Request:
     body_stream: BinaryIO
     content_length: int | None
     client: dict | None = None  # the authenticated client, set by the app
+    snapshot: Any = None  # ERMrest: the catalog time a @rev read is served at
     _body: bytes | None = None
 
     @property

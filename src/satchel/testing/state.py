@@ -42,6 +42,16 @@ tombstones = sa.Table(
     sa.Column("deleted_at", sa.String, nullable=False),
     sa.Column("last_visible_at", sa.String, nullable=False),
 )
+history = sa.Table(
+    "history", metadata,
+    sa.Column("catalog", sa.String, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String, nullable=False),
+    sa.Column("schema_name", sa.String, nullable=False),
+    sa.Column("table_name", sa.String, nullable=False),
+    sa.Column("rid", sa.String, nullable=False),
+    sa.Column("data", sa.Text),  # NULL: deleted
+)
 hatrac_names = sa.Table(
     "hatrac_names", metadata,
     sa.Column("path", sa.String, primary_key=True),
