@@ -985,7 +985,7 @@ def _name_list(text: str | None) -> set[str]:
 def _coerce(info: TableInfo, cname: str, value: Any) -> Any:
     try:
         return V.coerce(value, info.column(cname)["type"])
-    except V.ValueError_ as exc:
+    except V.CastError as exc:
         raise HTTPError(400, f"Request malformed. Detail: Bad JSON array input. ERROR: {exc}") from None
 
 
@@ -995,7 +995,7 @@ def _default(cdoc: dict) -> Any:
         return None
     try:
         return V.coerce(default, cdoc["type"])
-    except V.ValueError_:
+    except V.CastError:
         return None
 
 

@@ -80,7 +80,7 @@ def _cast(info: TableInfo, column: str, text: str) -> Any:
         tdoc = tdoc["base_type"]
     try:
         return V.coerce(text, tdoc)
-    except V.ValueError_ as exc:
+    except V.CastError as exc:
         raise HTTPError(400, f"Request malformed. Detail: {exc}") from None
 
 
@@ -181,19 +181,17 @@ def order_and_page(info: TableInfo, rows: list[dict], mods: Modifiers, limit: in
     if mods.sort:
         for c, _ in mods.sort:
             info.column(c)
-        for c, desc in reversed(mods.sort):
-            rows.sort(key=lambda r, c=c: V.sort_key(r.get(c)), reverse=desc)
-        if mods.after is not None or mods.before is not None:
+        if mods.after is not None or mods.before is not None:  # cut first: sort only what is left
             bound_vals = mods.after if mods.after is not None else mods.before
             bound = tuple(
                 V.sort_key(None if v is None else _cast(info, c, v)) for v, (c, _) in zip(bound_vals, mods.sort)
             )
-            if mods.after is not None:
-                rows = [r for r in rows if _cmp(_row_key(r, mods.sort), bound, mods.sort) > 0]
-            else:
-                rows = [r for r in rows if _cmp(_row_key(r, mods.sort), bound, mods.sort) < 0]
-                if limit is not None:
-                    rows = rows[-limit:] if limit else []
+            sign = 1 if mods.after is not None else -1
+            rows = [r for r in rows if sign * _cmp(_row_key(r, mods.sort), bound, mods.sort) > 0]
+        for c, desc in reversed(mods.sort):
+            rows.sort(key=lambda r, c=c: V.sort_key(r.get(c)), reverse=desc)
+        if mods.before is not None and limit is not None:
+            rows = rows[-limit:] if limit else []
     if limit is not None:
         rows = rows[:limit]
     return rows

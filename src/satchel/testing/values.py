@@ -21,7 +21,7 @@ _TIMESTAMP = {"timestamptz", "timestamp", "ermrest_rct", "ermrest_rmt"}
 _JSON = {"json", "jsonb"}
 
 
-class ValueError_(ValueError):
+class CastError(ValueError):
     """A value that the column type cannot take (PostgreSQL's cast error)."""
 
 
@@ -59,33 +59,33 @@ def render_timestamp_space(value: dt.datetime) -> str:
 
 
 def coerce(value: Any, type_doc: dict) -> Any:
-    """Coerce one JSON input value to the column's type, or raise ValueError_."""
+    """Coerce one JSON input value to the column's type, or raise CastError."""
     if value is None:
         return None
     typename = type_doc["typename"]
     if type_doc.get("is_array") or typename.endswith("[]"):
         base = type_doc.get("base_type") or {"typename": typename[:-2]}
         if not isinstance(value, list):
-            raise ValueError_(f'malformed array literal: "{value}"')
+            raise CastError(f'malformed array literal: "{value}"')
         return [coerce(v, base) for v in value]
     if typename in _TEXT:
         return value if isinstance(value, str) else json.dumps(value)
     if typename in _INT:
         if isinstance(value, bool) or isinstance(value, float):
-            raise ValueError_(f'invalid input syntax for type {_INT[typename]}: "{value}"')
+            raise CastError(f'invalid input syntax for type {_INT[typename]}: "{value}"')
         if isinstance(value, int):
             return value
         try:
             return int(str(value).strip())
         except ValueError:
-            raise ValueError_(f'invalid input syntax for type {_INT[typename]}: "{value}"') from None
+            raise CastError(f'invalid input syntax for type {_INT[typename]}: "{value}"') from None
     if typename in _FLOAT:
         if isinstance(value, bool):
-            raise ValueError_(f'invalid input syntax for type double precision: "{value}"')
+            raise CastError(f'invalid input syntax for type double precision: "{value}"')
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ValueError_(f'invalid input syntax for type double precision: "{value}"') from None
+            raise CastError(f'invalid input syntax for type double precision: "{value}"') from None
     if typename == "boolean":
         if isinstance(value, bool):
             return value
@@ -94,19 +94,19 @@ def coerce(value: Any, type_doc: dict) -> Any:
             return True
         if text in ("f", "false", "n", "no", "off", "0"):
             return False
-        raise ValueError_(f'invalid input syntax for type boolean: "{value}"')
+        raise CastError(f'invalid input syntax for type boolean: "{value}"')
     if typename in _TIMESTAMP:
         if isinstance(value, dt.datetime):
             return value
         try:
             return parse_timestamp(str(value))
         except ValueError:
-            raise ValueError_(f'invalid input syntax for type timestamp with time zone: "{value}"') from None
+            raise CastError(f'invalid input syntax for type timestamp with time zone: "{value}"') from None
     if typename == "date":
         try:
             return dt.date.fromisoformat(str(value)[:10])
         except ValueError:
-            raise ValueError_(f'invalid input syntax for type date: "{value}"') from None
+            raise CastError(f'invalid input syntax for type date: "{value}"') from None
     if typename in _JSON:
         return value
     return value if isinstance(value, str) else json.dumps(value)
