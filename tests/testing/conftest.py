@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from satchel.testing.pytest_plugin import deriva_server, fault_proxy, shared_deriva_server  # noqa: F401
+from satchel.testing.pytest_plugin import deriva_server  # noqa: F401
 
 CAT = "/ermrest/catalog/1"
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
