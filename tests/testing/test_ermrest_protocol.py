@@ -350,3 +350,16 @@ def test_snapshot_reads(deriva_server, writer):
 
     with httpx.Client(base_url=deriva_server.url) as c:
         assert len(c.get(f"{CAT}@{snap}/entity/test-schema:Image").json()) == 3
+
+
+def test_paths_follow_foreign_keys(writer):
+    rows = insert(writer, [image(170), image(171)]).json()
+    assoc = f"{CAT}/entity/test-schema:Image_Asset_Type"
+    insert(writer, [{"Image": rows[0]["RID"], "Asset_Type": "Image"}], table=assoc)
+    types = writer.get(f"{CAT}/entity/test-schema:Image/RID={rows[0]['RID']}/test-schema:Image_Asset_Type"
+                       "/deriva-ml:Asset_Type").json()
+    assert [t["Name"] for t in types] == ["Image"]
+    tagged = writer.get(f"{CAT}/attribute/deriva-ml:Asset_Type/Name=Image/test-schema:Image_Asset_Type"
+                        "/test-schema:Image/RID,URL").json()
+    assert tagged == [{"RID": rows[0]["RID"], "URL": rows[0]["URL"]}]
+    assert writer.get(f"{CAT}/entity/test-schema:Image/test-schema:Model").status_code == 409

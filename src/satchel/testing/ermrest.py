@@ -24,10 +24,10 @@ from satchel.testing import state as S
 from satchel.testing import values as V
 from satchel.testing.catalog_def import deriva_ml_catalog, empty_catalog, seed_rows
 from satchel.testing.ermrest_catalog import (
-    Catalog, Txn, client_ids, decode_row, encode_row, encode_time, forbidden, render_rows,
+    Catalog, Txn, client_ids, conflict, decode_row, encode_row, encode_time, forbidden, render_rows,
 )
-from satchel.testing.ermrest_data import hashable, order_and_page, parse_limit, select
-from satchel.testing.ermrest_model import TableInfo, render_schema, render_table
+from satchel.testing.ermrest_data import TableData, hashable, order_and_page, parse_limit, select
+from satchel.testing.ermrest_model import TableInfo, fkey_parts, render_schema, render_table
 from satchel.testing.ermrest_url import DataPath, bad_url, decode_atom, parse_data_path, parse_projection
 from satchel.testing.ermrest_writes import _INDEX_PREFS, LEASE, Writes, _json_body
 from satchel.testing.httpd import HTTPError, Request, Response
@@ -39,6 +39,22 @@ FEATURES = {
     "quantified_value_lists": True, "quantified_rid_lists": True, "rid_lease": True,
     "registry_catalog": True, "csv_array_json": True,
 }
+
+
+def _link(left: TableInfo, right: TableInfo) -> tuple[list[str], list[str]]:
+    """(columns of ``right``, matching columns of ``left``) for the one FK between them."""
+    found = []
+    for fk in right.fkeys:
+        cols, rs, rt, rcols, _ = fkey_parts(fk)
+        if (rs, rt) == (left.schema, left.name):
+            found.append((cols, rcols))
+    for fk in left.fkeys:
+        cols, rs, rt, rcols, _ = fkey_parts(fk)
+        if (rs, rt) == (right.schema, right.name):
+            found.append((rcols, cols))
+    if len(found) != 1:
+        raise conflict(f"{'Ambiguous' if found else 'No'} link between tables {left.name} and {right.name}.")
+    return list(found[0][0]), list(found[0][1])
 
 
 class Ermrest(Writes):
@@ -384,6 +400,10 @@ class Ermrest(Writes):
         if req.snapshot is not None:
             td = cat.table_at(info, req.snapshot)
         method = req.method
+        if path.prior:
+            if method not in ("GET", "HEAD"):
+                raise HTTPError(400, "Request malformed. Detail: the emulator writes only through single-table paths.")
+            td = self._joined(req, cat, path, info, td)
         if method in ("POST", "PUT", "DELETE") and req.client is None:
             raise HTTPError(401, f"Access requires authentication. Detail: {api}")
         if api == "entity":
@@ -411,6 +431,28 @@ class Ermrest(Writes):
             if method in ("GET", "HEAD"):
                 return self._aggregate(req, cat, info, td, path)
         raise HTTPError(405, "Method not allowed.")
+
+    def _joined(self, req: Request, cat: Catalog, path: DataPath, info: TableInfo, td: TableData) -> TableData:
+        """The final table's rows linked, step by step through foreign keys, to the filtered earlier tables."""
+        steps = [*path.prior, (path.table, [])]
+        prev_info, prev_td = None, None
+        linked: list[dict] = []
+        for ref, filters in steps:
+            cur_info, cur_td = cat.table(ref.schema, ref.table)
+            if ref is path.table:
+                cur_td = td
+            elif req.snapshot is not None:
+                cur_td = cat.table_at(cur_info, req.snapshot)
+            rows = select(cur_td, filters, self._visible(cat, cur_info, req.client))
+            if prev_info is not None:
+                mine, theirs = _link(prev_info, cur_info)
+                wanted = {tuple(hashable(r.get(c)) for c in theirs) for r in linked}
+                rows = [r for r in rows if tuple(hashable(r.get(c)) for c in mine) in wanted]
+            prev_info, prev_td, linked = cur_info, cur_td, rows
+        view = TableData(info)
+        for row in linked:
+            view.add(row)
+        return view
 
     def _visible(self, cat: Catalog, info: TableInfo, client):
         if (info.schema, info.name) == LEASE and not cat.is_owner(client):

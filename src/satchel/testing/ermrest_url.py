@@ -230,10 +230,11 @@ def parse_projection(segment: str) -> Projection:
 
 @dataclass
 class DataPath:
-    table: TableRef
-    filters: list = field(default_factory=list)
+    table: TableRef  # the path's final table (the one answered about)
+    filters: list = field(default_factory=list)  # filters on the final table
     tail: str | None = None  # projection segment for attribute/attributegroup/aggregate
     modifiers: Modifiers = field(default_factory=Modifiers)
+    prior: list[tuple[TableRef, list]] = field(default_factory=list)  # earlier tables joined by FK
 
 
 def parse_data_path(raw: str, *, with_tail: bool) -> DataPath:
@@ -255,7 +256,11 @@ def parse_data_path(raw: str, *, with_tail: bool) -> DataPath:
         path.tail = rest[-1]
         rest = rest[:-1]
     for seg in rest:
-        if seg.startswith("$") or not is_filter(seg):
-            raise HTTPError(400, f"Request malformed. Detail: the emulator does not follow joins ({seg})")
-        path.filters.append(parse_filter(seg))
+        if seg.startswith("$"):
+            raise HTTPError(400, f"Request malformed. Detail: the emulator does not follow aliases ({seg})")
+        if is_filter(seg):
+            path.filters.append(parse_filter(seg))
+        else:  # another table, joined to the previous one by a foreign key
+            path.prior.append((path.table, path.filters))
+            path.table, path.filters = parse_table(seg), []
     return path
