@@ -581,7 +581,51 @@ class DerivaML:
     def _download_bytes(self, asset_rid: str, dest_dir: Path) -> Path:
         return Path(self._place_assets([asset_rid], dest_dir)[0].dest)
 
-    # --- whole-store operations ---
+    # --- the remote ------------------------------------------------------------------------------
+
+    @property
+    def remote_url(self) -> str:
+        """The server this store syncs to: set with ``set_remote``, else ``https://<hostname>``."""
+        with read_transaction(self.store.engine) as conn:
+            return q.store_info(conn).get("remote_url") or f"https://{self.hostname}"
+
+    def set_remote(self, url: str) -> None:
+        """Configure the server this store syncs to (once per store; ``satchel remote set URL``)."""
+        from satchel.remote.session import RemoteSession
+
+        RemoteSession(url, credential=None).close()  # validates the URL; sends nothing
+        with write_transaction(self.store.engine) as conn:
+            q.set_store_info(conn, "remote_url", url.rstrip("/"))
+
+    def connect(self, **session_options: Any) -> Any:
+        """A :class:`satchel.remote.Remote` for this store's server and catalog (no request is sent)."""
+        from satchel.remote import Remote
+
+        return Remote(self.remote_url, self.catalog_id, **session_options)
+
+    def push(self, *, remote: Any = None, progress: Any = None, retry_failed: bool = False, **options: Any) -> Any:
+        """Send all local work to the catalog and object store, exactly once. Returns a ``SyncResult``."""
+        from satchel import sync
+
+        own = remote is None
+        remote = remote if remote is not None else self.connect()
+        try:
+            return sync.push(self, remote, progress=progress, retry_failed=retry_failed, **options)
+        finally:
+            if own:
+                remote.close()
+
+    def sync(self, **kwargs: Any) -> Any:
+        """Push, then pull (the pull half arrives with the mirror: for now, sync is push)."""
+        return self.push(**kwargs)
+
+    def sync_plan(self) -> Any:
+        """What one push would send, from the journal alone (``--dry-run``)."""
+        from satchel import sync
+
+        return sync.plan(self)
+
+    # --- whole-store operations ----------------------------------------------------------------
 
     def verify(self, progress: Any = None) -> StoreReport:
         """Re-hash every cached object (quarantining corrupt ones) and list assets whose bytes are gone.

@@ -18,6 +18,9 @@ COMMAND_MODULES = (
     "ls",
     "show",
     "verify",
+    "push",
+    "sync",
+    "remote",
     "server",
 )
 

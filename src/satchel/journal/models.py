@@ -166,6 +166,8 @@ class AssetRow(Base):
     # the description the remote had at the last pull or push (conflict detection)
     remote_description: Mapped[str | None] = mapped_column(Text)
     remote_rmt: Mapped[str | None] = mapped_column(String(40))
+    # the versioned Hatrac URL once the object store confirmed our bytes (bytes before rows)
+    object_url: Mapped[str | None] = mapped_column(Text)
 
 
 class AssetTag(Base):
@@ -210,6 +212,15 @@ class RidLease(Base):
     lease_id: Mapped[str] = mapped_column(String(64), unique=True)
     leased_at: Mapped[str] = mapped_column(String(40))
     used_by: Mapped[str | None] = mapped_column(String(16))  # kind that took it, NULL while free
+
+
+class UploadJobRow(Base):
+    """A chunked upload in progress: the job URL and every acknowledged chunk, so any process resumes it."""
+
+    __tablename__ = "upload_jobs"
+    url: Mapped[str] = mapped_column(Text, primary_key=True)  # the unversioned object path
+    job: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[str] = mapped_column(String(40))
 
 
 class Change(Base):

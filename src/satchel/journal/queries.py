@@ -24,6 +24,7 @@ from satchel.journal.models import (
     RidAlias,
     StatusEvent,
     StoreInfo,
+    UploadJobRow,
     VocabularyTerm,
     WorkflowRow,
 )
@@ -79,6 +80,11 @@ def pending_change_counts(conn: Connection) -> dict[str, int]:
 
 def store_info(conn: Connection) -> dict[str, str]:
     return dict(conn.execute(select(StoreInfo.key, StoreInfo.value)).all())
+
+
+def set_store_info(conn: Connection, key: str, value: str) -> None:
+    stmt = sqlite_insert(StoreInfo.__table__).values(key=key, value=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
 def asset_tables(conn: Connection) -> dict[str, Any]:

@@ -1,0 +1,149 @@
+"""Sending bytes: every asset's object reaches Hatrac, verified, before any row names it.
+
+Per object: check the cached bytes against their digest; HEAD the MD5-keyed
+name and send nothing when the current version already has our MD5; else one
+PUT with ``If-None-Match: *`` (a 412 is resolved by HEAD), or, above the
+threshold, a chunked job whose URL and acknowledged chunks are written to the
+journal after every chunk, so a killed sync resumes where it stopped, in any
+process. The versioned URL Hatrac returns is recorded last: that record is
+what allows the asset row to be inserted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from satchel import errors
+from satchel._crashpoints import crash_point
+from satchel.cache import Digest, ObjectCache
+from satchel.journal import read_transaction, write_transaction
+from satchel.journal.models import AssetRow, UploadJobRow
+from satchel.remote.hatrac import HatracClient, UploadJob, md5_base64
+from satchel.store import now
+
+
+@dataclass(frozen=True)
+class ObjectToSend:
+    asset_id: int
+    rid: str
+    url: str  # unversioned /hatrac/... path
+    filename: str
+    digest: Digest
+
+
+@dataclass(frozen=True)
+class Sent:
+    item: ObjectToSend
+    object_url: str | None
+    bytes_sent: int
+    reused: bool
+    error: str | None = None
+
+
+class ObjectSender:
+    def __init__(
+        self,
+        engine,
+        cache: ObjectCache,
+        hatrac: HatracClient,
+        *,
+        chunked_threshold: int,
+        chunk_size: int,
+        transfers: int,
+        on_bytes: Callable[[int], None] | None = None,
+    ):
+        self.engine = engine
+        self.cache = cache
+        self.hatrac = hatrac
+        self.chunked_threshold = chunked_threshold
+        self.chunk_size = chunk_size
+        self.transfers = max(1, transfers)
+        self.on_bytes = on_bytes
+        self._lock = threading.Lock()
+
+    def send_all(self, items: list[ObjectToSend], on_done: Callable[[Sent], None]) -> None:
+        """Send every object, ``transfers`` at a time; ``on_done`` runs in this thread for each."""
+        if not items:
+            return
+        with ThreadPoolExecutor(max_workers=self.transfers, thread_name_prefix="satchel-upload") as pool:
+            futures = [pool.submit(self._send_one, item) for item in items]
+            for fut in as_completed(futures):
+                on_done(fut.result())
+
+    def _send_one(self, item: ObjectToSend) -> Sent:
+        try:
+            path = self.cache.verify_object(item.digest)
+        except errors.CacheError as exc:
+            return Sent(item, None, 0, False, f"the cached bytes cannot be sent: {exc}")
+        try:
+            current = self.hatrac.head(item.url)
+            b64 = md5_base64(item.digest.md5)
+            if current is not None and current.md5 == b64:
+                url, sent, reused = current.url, 0, True
+            elif item.digest.size > self.chunked_threshold:
+                url, sent = self._chunked(item, path, b64)
+                reused = False
+            else:
+                url = self.hatrac.put(item.url, path, md5=b64, filename=item.filename)
+                sent, reused = item.digest.size, False
+                self._count(sent)
+        except errors.AuthenticationError:
+            raise
+        except errors.RemoteStatusError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                return Sent(item, None, 0, False, str(exc))
+            return Sent(item, None, 0, False, None)  # transient: left for the next sync
+        except errors.RemoteError:
+            return Sent(item, None, 0, False, None)
+        crash_point("objects.after_upload")
+        self._record(item, url)
+        return Sent(item, url, sent, reused)
+
+    def _chunked(self, item: ObjectToSend, path: Path, b64: str) -> tuple[str, int]:
+        job = self._load_job(item.url)
+        if job is not None and (job.md5 != b64 or job.size != item.digest.size or self.hatrac.job_status(job) is None):
+            job = None
+        if job is None:
+            job = self.hatrac.create_job(item.url, path, md5=b64, chunk_size=self.chunk_size, filename=item.filename)
+            self._save_job(item.url, job)
+        sent = 0
+        for index in job.missing():
+            self.hatrac.put_chunk(job, path, index)
+            length = job.span(index)[1]
+            sent += length
+            self._count(length)
+            self._save_job(item.url, job)
+            crash_point("objects.after_chunk")
+        current = self.hatrac.head(item.url)
+        if current is not None and current.md5 == b64:  # someone else finished the same bytes meanwhile
+            self.hatrac.cancel(job)
+            return current.url, sent
+        return self.hatrac.finalize(job), sent
+
+    def _count(self, n: int) -> None:
+        if self.on_bytes is not None:
+            with self._lock:
+                self.on_bytes(n)
+
+    def _load_job(self, url: str) -> UploadJob | None:
+        with read_transaction(self.engine) as conn:
+            doc = conn.execute(select(UploadJobRow.job).where(UploadJobRow.url == url)).scalar()
+        return UploadJob.from_dict(doc) if doc else None
+
+    def _save_job(self, url: str, job: UploadJob) -> None:
+        stmt = sqlite_insert(UploadJobRow.__table__).values(url=url, job=job.to_dict(), updated_at=now())
+        with write_transaction(self.engine) as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["url"], set_={"job": stmt.excluded.job,
+                                                                                  "updated_at": stmt.excluded.updated_at}))
+
+    def _record(self, item: ObjectToSend, object_url: str) -> None:
+        with write_transaction(self.engine) as conn:
+            conn.execute(update(AssetRow).where(AssetRow.id == item.asset_id).values(object_url=object_url))
+            conn.execute(delete(UploadJobRow).where(UploadJobRow.url == item.url))

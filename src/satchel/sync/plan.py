@@ -1,0 +1,93 @@
+"""What one push would send, read from the journal alone (no network): ``--dry-run`` prints it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from satchel.journal import queries as q
+from satchel.journal.models import AssetLink, AssetRow, AssetTag, Change, ExecutionRow, VocabularyTerm, WorkflowRow
+
+PENDING = ("local",)
+
+
+@dataclass
+class PushPlan:
+    """Counts of what is waiting, per push step, and the bytes that may have to travel."""
+
+    terms: int = 0
+    workflows: int = 0
+    executions: int = 0
+    objects: int = 0
+    object_bytes: int = 0
+    assets: int = 0
+    tags: int = 0
+    tag_removals: int = 0
+    links: int = 0
+    descriptions: int = 0
+    status_updates: int = 0
+    failed: int = 0
+    in_flight_uploads: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(
+            (self.terms, self.workflows, self.executions, self.objects, self.assets, self.tags,
+             self.tag_removals, self.links, self.descriptions, self.status_updates)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "lines"}
+
+    def describe(self) -> list[str]:
+        rows = [
+            ("vocabulary terms to add", self.terms),
+            ("workflows to insert", self.workflows),
+            ("executions to insert", self.executions),
+            (f"objects to upload (up to {self.object_bytes} bytes; none already there)", self.objects),
+            ("asset rows to insert", self.assets),
+            ("tags to add", self.tags),
+            ("tags to remove", self.tag_removals),
+            ("execution links to insert", self.links),
+            ("descriptions to update", self.descriptions),
+            ("execution statuses to update", self.status_updates),
+        ]
+        out = [f"{n:>8}  {what}" for what, n in rows if n]
+        if self.in_flight_uploads:
+            out.append(f"{self.in_flight_uploads:>8}  chunked uploads to resume")
+        if self.failed:
+            out.append(f"{self.failed:>8}  items failed earlier (retry with --retry-failed)")
+        return out or ["nothing to send"]
+
+
+def make_plan(conn: Connection) -> PushPlan:
+    p = PushPlan()
+    count = lambda stmt: conn.execute(stmt).scalar_one()  # noqa: E731
+    p.terms = count(select(func.count()).select_from(VocabularyTerm).where(VocabularyTerm.sync_state.in_(PENDING)))
+    p.workflows = count(select(func.count()).select_from(WorkflowRow).where(WorkflowRow.sync_state.in_(PENDING)))
+    p.executions = count(select(func.count()).select_from(ExecutionRow).where(ExecutionRow.sync_state.in_(PENDING)))
+    local_assets = AssetRow.sync_state.in_(PENDING)
+    p.objects, p.object_bytes = conn.execute(
+        select(func.count(), func.coalesce(func.sum(AssetRow.length), 0)).where(local_assets, AssetRow.object_url.is_(None))
+    ).one()
+    p.assets = count(select(func.count()).select_from(AssetRow).where(local_assets))
+    p.tags = count(select(func.count()).select_from(AssetTag).where(AssetTag.sync_state.in_(PENDING)))
+    p.links = count(select(func.count()).select_from(AssetLink).where(AssetLink.sync_state.in_(PENDING)))
+    pending = (Change.state == "pending")
+    p.tag_removals = count(select(func.count()).select_from(Change).where(pending, Change.kind == "tag_remove"))
+    p.descriptions = count(select(func.count()).select_from(Change).where(pending, Change.kind == "description"))
+    p.status_updates = count(
+        select(func.count()).select_from(ExecutionRow).where(
+            ExecutionRow.origin == "local",
+            (ExecutionRow.remote_status.is_(None)) | (ExecutionRow.remote_status != ExecutionRow.status),
+        )
+    )
+    p.failed = sum(
+        count(select(func.count()).select_from(m).where(m.sync_state == "failed"))
+        for m in (VocabularyTerm, WorkflowRow, ExecutionRow, AssetRow, AssetLink)
+    )
+    p.in_flight_uploads = count(select(func.count()).select_from(q.UploadJobRow))
+    return p

@@ -1,0 +1,655 @@
+"""Push: the journal's local work reaches the catalog and the object store, exactly once.
+
+Steps, in order (each idempotent, each recorded locally only after the remote
+confirmed it): vocabulary terms → workflows → executions → object bytes →
+asset rows → tags → execution links → description edits → execution statuses.
+An asset row is inserted only once its bytes are confirmed in Hatrac. Rows get
+RIDs leased from the catalog, written to the journal *before* the insert that
+uses them, so a lost answer is resolved by asking the catalog, never by
+sending again blindly. Association rows use their natural keys with
+``onconflict=skip``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from satchel import errors
+from satchel._crashpoints import crash_point
+from satchel.cache import Digest
+from satchel.journal import queries as q
+from satchel.journal import read_transaction, write_transaction
+from satchel.journal.models import (
+    AssetLink,
+    AssetRow,
+    AssetTableDef,
+    AssetTag,
+    Change,
+    ExecutionRow,
+    RidLease,
+    VocabularyTerm,
+    WorkflowRow,
+)
+from satchel.remote import Remote, urls
+from satchel.remote.model import Table
+from satchel.rid import is_provisional
+from satchel.status import Status
+from satchel.store import now
+from satchel.sync.mapping import AssetTarget, CatalogMap
+from satchel.sync.objects import ObjectSender, ObjectToSend, Sent
+from satchel.sync.result import ProgressEvent, SyncResult
+from satchel.sync.rows import RowToInsert, insert_exactly_once
+
+log = logging.getLogger("satchel.sync")
+
+Progress = Callable[[ProgressEvent], None]
+
+MiB = 1 << 20
+
+
+class Pusher:
+    """One push of one store to one remote. Build it, call :meth:`run`."""
+
+    def __init__(
+        self,
+        ml: Any,
+        remote: Remote,
+        *,
+        progress: Progress | None = None,
+        transfers: int = 4,
+        chunked_threshold: int = 25 * MiB,
+        chunk_size: int = 25 * MiB,
+        rid_pool_size: int = 100,
+    ):
+        self.ml = ml
+        self.store = ml.store
+        self.engine = ml.store.engine
+        self.remote = remote
+        self.catalog = remote.catalog
+        self.progress = progress or (lambda event: None)
+        self.transfers = transfers
+        self.chunked_threshold = chunked_threshold
+        self.chunk_size = chunk_size
+        self.rid_pool_size = rid_pool_size
+        self.result = SyncResult()
+        self.map: CatalogMap | None = None
+
+    # --- the whole push ---------------------------------------------------------------
+
+    def run(self) -> SyncResult:
+        self.map = CatalogMap(self.catalog.model())
+        self._record_model()
+        for step in ("terms", "workflows", "executions", "objects", "assets", "tags", "links", "updates", "status"):
+            getattr(self, f"_push_{step}")()
+            crash_point(f"push.after_{step}")
+        self._refill_rid_pool()
+        return self.result
+
+    def _emit(self, step: str, done: int, total: int, unit: str = "items") -> None:
+        self.progress(ProgressEvent(step, done, total, unit))
+
+    def _record_model(self) -> None:
+        """Remember the catalog's asset tables: from now on, table names are checked offline too."""
+        assert self.map is not None
+        tables = self.map.model.asset_tables()
+        at = now()
+        with write_transaction(self.engine) as conn:
+            for t in tables:
+                existing = conn.execute(select(AssetTableDef.name).where(AssetTableDef.name == t.name)).scalar()
+                cols = [c.name for c in t.user_columns if c.name not in ("URL", "Filename", "Length", "MD5", "Description")]
+                if existing is None:
+                    conn.execute(
+                        AssetTableDef.__table__.insert().values(
+                            name=t.name, schema_name=t.schema, origin="model", metadata_columns=cols
+                        )
+                    )
+                else:
+                    conn.execute(
+                        update(AssetTableDef).where(AssetTableDef.name == t.name).values(
+                            schema_name=t.schema, origin="model", metadata_columns=cols
+                        )
+                    )
+            q.set_store_info(conn, "model_pulled_at", at)
+
+    # --- RIDs -----------------------------------------------------------------------
+
+    def _reserve(self, model: Any, kind: str, rows: list[Any]) -> dict[int, str]:
+        """The catalog RID of each row: already reserved, the leased RID it was created with, or leased now.
+
+        Written to the journal before anything uses it, so a crash never makes
+        us lease twice for one row.
+        """
+        out: dict[int, str] = {}
+        need: list[Any] = []
+        for r in rows:
+            if r.remote_rid:
+                out[r.id] = r.remote_rid
+            elif not is_provisional(r.rid):
+                out[r.id] = r.rid  # created offline with a RID from the pool: leased already
+            else:
+                need.append(r)
+        if need:
+            ids = [f"satchel-{self.store.store_id}-{uuid.uuid4().hex}" for _ in need]
+            leased = self.catalog.lease_rids(ids)
+            for r, lease_id in zip(need, ids, strict=True):
+                out[r.id] = leased[lease_id]
+        fresh = {r.id: out[r.id] for r in rows if not r.remote_rid}
+        if fresh:
+            with write_transaction(self.engine) as conn:
+                for row_id, rid in fresh.items():
+                    conn.execute(update(model).where(model.id == row_id).values(remote_rid=rid))
+        crash_point(f"push.{kind}.after_reserve")
+        return out
+
+    def _refill_rid_pool(self) -> None:
+        """Keep RIDs in hand so executions and assets created offline get their final RID at once."""
+        if self.rid_pool_size <= 0:
+            return
+        with read_transaction(self.engine) as conn:
+            free = len(conn.execute(select(RidLease.rid).where(RidLease.used_by.is_(None))).all())
+        if free >= self.rid_pool_size // 2:
+            return
+        want = self.rid_pool_size - free
+        ids = [f"satchel-{self.store.store_id}-pool-{uuid.uuid4().hex}" for _ in range(want)]
+        leased = self.catalog.lease_rids(ids)
+        at = now()
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                RidLease.__table__.insert(),
+                [{"rid": rid, "lease_id": lid, "leased_at": at, "used_by": None} for lid, rid in leased.items()],
+            )
+        self.result.done["rid_pool"] += len(leased)
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def _mark(self, model: Any, step: str, outcome: Any, shown: dict[int, str], kind: str | None) -> None:
+        """Record what an insert achieved: synced rows (with the RID the catalog holds), failures."""
+        at = now()
+        with write_transaction(self.engine) as conn:
+            for key, rid in outcome.present.items():
+                conn.execute(
+                    update(model).where(model.id == key).values(remote_rid=rid, sync_state="synced", sync_error=None)
+                )
+                if key in outcome.adopted:
+                    log.info("%s %s: the catalog already had it as %s; adopted", step, shown[key], rid)
+            for key, reason in outcome.refused.items():
+                conn.execute(update(model).where(model.id == key).values(sync_state="failed", sync_error=reason))
+            if kind and outcome.present:
+                _changes_done(conn, kind, list(outcome.present), at)
+        self.result.done[step] += len(outcome.present) - len(outcome.adopted)
+        self.result.skipped[step] += len(outcome.adopted)
+        for key, reason in outcome.refused.items():
+            self.result.fail(step, shown[key], reason)
+        for key in outcome.unknown:
+            self.result.fail(step, shown[key], "the server did not confirm it (network trouble); the next sync retries")
+
+    # --- 1. vocabulary terms -----------------------------------------------------------------
+
+    def _push_terms(self) -> None:
+        assert self.map is not None
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(VocabularyTerm).where(VocabularyTerm.sync_state == "local")).all()
+        by_vocab: dict[str, list[Any]] = defaultdict(list)
+        for r in rows:
+            by_vocab[r.vocabulary].append(r)
+        total, done = len(rows), 0
+        for vocab, terms in by_vocab.items():
+            table = self.map.vocabulary(vocab)
+            if table is None:
+                self._fail_rows(VocabularyTerm, "terms", terms, f"vocabulary {vocab!r} is not in the catalog")
+                continue
+            self._ensure_terms(table, {t.name: (t.description, t.synonyms) for t in terms})
+            found = self._remote_terms(table, [t.name for t in terms])
+            at = now()
+            with write_transaction(self.engine) as conn:
+                for t in terms:
+                    if t.name in found:
+                        conn.execute(
+                            update(VocabularyTerm).where(VocabularyTerm.id == t.id).values(
+                                remote_rid=found[t.name], sync_state="synced", sync_error=None
+                            )
+                        )
+                _changes_done(conn, "term", [t.id for t in terms if t.name in found], at)
+            for t in terms:
+                if t.name in found:
+                    self.result.done["terms"] += 1
+                else:
+                    self.result.fail("terms", f"{vocab}:{t.name}", "the catalog did not store the term")
+            done += len(terms)
+            self._emit("terms", done, total)
+
+    def _ensure_terms(self, table: Table, terms: dict[str, tuple[str, Any]]) -> None:
+        """Make sure these terms exist in a vocabulary table (``onconflict=skip`` on ``Name``)."""
+        if not terms:
+            return
+        body = []
+        for name, (description, synonyms) in terms.items():
+            row: dict[str, Any] = {"Name": name, "Description": description or name}
+            if synonyms:
+                row["Synonyms"] = list(synonyms)
+            body.append(row)
+        self.catalog.insert(table.schema, table.name, body, defaults=("ID", "URI"), on_conflict_skip=True)
+
+    def _remote_terms(self, table: Table, names: list[str]) -> dict[str, str]:
+        return {r["Name"]: r["RID"] for r in self.catalog.lookup(table.schema, table.name, "Name", names, columns=("RID", "Name"))}
+
+    def _fail_rows(self, model: Any, step: str, rows: list[Any], reason: str, shown: Callable[[Any], str] | None = None) -> None:
+        with write_transaction(self.engine) as conn:
+            for r in rows:
+                conn.execute(update(model).where(model.id == r.id).values(sync_state="failed", sync_error=reason))
+        for r in rows:
+            self.result.fail(step, shown(r) if shown else getattr(r, "rid", str(r.id)), reason)
+
+    # --- 2. workflows -------------------------------------------------------------------------
+
+    def _push_workflows(self) -> None:
+        assert self.map is not None
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(WorkflowRow).where(WorkflowRow.sync_state == "local")).all()
+        if not rows:
+            return
+        table = self.map.ml_table("Workflow")
+        # deriva-ml reuses a workflow with the same checksum (or URL): so do we, before leasing a RID
+        adopt: dict[int, str] = {}
+        for column, attr in (("Checksum", "checksum"), ("URL", "url")):
+            want = {getattr(r, attr): r for r in rows if getattr(r, attr) and r.id not in adopt and not r.remote_rid}
+            if want and column in table.columns:
+                for found in self.catalog.lookup(table.schema, table.name, column, list(want), columns=("RID", column)):
+                    adopt[want[found[column]].id] = found["RID"]
+        if adopt:
+            with write_transaction(self.engine) as conn:
+                for row_id, rid in adopt.items():
+                    conn.execute(update(WorkflowRow).where(WorkflowRow.id == row_id).values(remote_rid=rid, sync_state="synced"))
+                _changes_done(conn, "workflow", list(adopt), now())
+            self.result.skipped["workflows"] += len(adopt)
+        rows = [r for r in rows if r.id not in adopt]
+        rids = self._reserve(WorkflowRow, "workflows", rows)
+        items = []
+        for r in rows:
+            body = {"RID": rids[r.id], "Name": r.name, "Description": r.description, "URL": r.url,
+                    "Checksum": r.checksum, "Version": r.version}
+            items.append(RowToInsert(r.id, rids[r.id], {k: v for k, v in body.items() if k in table.columns}))
+        outcome = insert_exactly_once(self.catalog, table, items)
+        self._mark(WorkflowRow, "workflows", outcome, {r.id: r.rid for r in rows}, "workflow")
+        self._workflow_types([r for r in rows if r.id in outcome.present], outcome.present)
+        self._emit("workflows", len(rows), len(rows))
+
+    def _workflow_types(self, rows: list[Any], rids: dict[int, str]) -> None:
+        """``Workflow_Workflow_Type`` rows, found by foreign keys; natural key, ``onconflict=skip``."""
+        assert self.map is not None
+        wf = self.map.ml_table("Workflow")
+        vocab = self.map.vocabulary("Workflow_Type")
+        if vocab is None or not rows:
+            return
+        for t in self.map.model.tables():
+            to_wf = t.fkeys_to(wf.schema, wf.name, "RID")
+            to_type = t.fkeys_to(vocab.schema, vocab.name, "Name")
+            if len(to_wf) == 1 and len(to_type) == 1:
+                body = [
+                    {to_wf[0].columns[0]: rids[r.id], to_type[0].columns[0]: wt}
+                    for r in rows for wt in (r.workflow_type or "").split(",") if wt
+                ]
+                if body:
+                    self.catalog.insert(t.schema, t.name, body, on_conflict_skip=True)
+                return
+
+    # --- 3. executions ---------------------------------------------------------------------------
+
+    def _push_executions(self) -> None:
+        assert self.map is not None
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(ExecutionRow, WorkflowRow.remote_rid.label("workflow_remote_rid"), WorkflowRow.sync_state.label("wf_state"))
+                .outerjoin(WorkflowRow, WorkflowRow.id == ExecutionRow.workflow_id)
+                .where(ExecutionRow.sync_state == "local")
+            ).all()
+        if not rows:
+            return
+        blocked = [r for r in rows if r.workflow_id is not None and r.wf_state != "synced"]
+        if blocked:
+            self._fail_rows(ExecutionRow, "executions", blocked, "its workflow is not on the remote (see the workflow's failure)")
+        rows = [r for r in rows if r not in blocked]
+        table = self.map.ml_table("Execution")
+        rids = self._reserve(ExecutionRow, "executions", rows)
+        items = []
+        for r in rows:
+            body = {"RID": rids[r.id], "Workflow": r.workflow_remote_rid, "Description": r.description,
+                    "Status": r.status, "Status_Detail": r.status_detail, **self._durations(table, r)}
+            items.append(RowToInsert(r.id, rids[r.id], {k: v for k, v in body.items() if k in table.columns}))
+        outcome = insert_exactly_once(self.catalog, table, items)
+        with write_transaction(self.engine) as conn:  # the remote now has the status it was inserted with
+            for r in rows:
+                if r.id in outcome.present:
+                    conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(remote_status=r.status))
+        self._mark(ExecutionRow, "executions", outcome, {r.id: r.rid for r in rows}, "execution")
+        self._emit("executions", len(rows), len(rows))
+
+    @staticmethod
+    def _durations(table: Table, r: Any) -> dict[str, Any]:
+        """Durations in the columns this catalog has: ``Duration`` (1.24, text) or ``Execution_Duration`` (main)."""
+        if r.execution_duration is None:
+            return {}
+        seconds = float(r.execution_duration)
+        out: dict[str, Any] = {}
+        for column in ("Execution_Duration", "Duration"):
+            col = table.columns.get(column)
+            if col is None:
+                continue
+            if col.typename in ("float4", "float8", "numeric", "int4", "int8"):
+                out[column] = round(seconds, 3) if col.typename.startswith(("float", "numeric")) else int(seconds)
+            else:
+                h, rest = divmod(int(seconds), 3600)
+                m, s = divmod(rest, 60)
+                out[column] = f"{h}H {m}min {s}sec"
+        return out
+
+    # --- 4. bytes ------------------------------------------------------------------------------------
+
+    def _targets(self, names: set[str]) -> dict[str, AssetTarget | str]:
+        assert self.map is not None
+        return {n: self.map.asset(n) for n in names}
+
+    def _push_objects(self) -> None:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(AssetRow.id, AssetRow.rid, AssetRow.asset_table, AssetRow.url, AssetRow.filename,
+                       AssetRow.blake3, AssetRow.md5, AssetRow.length)
+                .where(AssetRow.sync_state == "local", AssetRow.object_url.is_(None))
+                .order_by(AssetRow.id)
+            ).all()
+        if not rows:
+            return
+        targets = self._targets({r.asset_table for r in rows})
+        bad = [r for r in rows if isinstance(targets[r.asset_table], str)]
+        for table_name in {r.asset_table for r in bad}:
+            self._fail_rows(AssetRow, "objects", [r for r in bad if r.asset_table == table_name], targets[table_name])  # type: ignore[arg-type]
+        items = [
+            ObjectToSend(r.id, r.rid, r.url, r.filename, Digest(r.blake3, r.md5, r.length))
+            for r in rows if not isinstance(targets[r.asset_table], str) and r.blake3
+        ]
+        total_bytes = sum(i.digest.size for i in items)
+        sent_bytes = 0
+
+        def on_bytes(n: int) -> None:
+            nonlocal sent_bytes
+            sent_bytes += n
+            self._emit("bytes", sent_bytes, total_bytes, "bytes")
+
+        done = 0
+        sender = ObjectSender(
+            self.engine, self.store.cache, self.remote.hatrac, chunked_threshold=self.chunked_threshold,
+            chunk_size=self.chunk_size, transfers=self.transfers, on_bytes=on_bytes,
+        )
+
+        def on_done(s: Sent) -> None:
+            nonlocal done
+            done += 1
+            self.result.bytes_sent += s.bytes_sent
+            if s.object_url is not None:
+                if s.reused:
+                    self.result.skipped["objects"] += 1
+                else:
+                    self.result.done["objects"] += 1
+            elif s.error is not None:
+                self._fail_rows(AssetRow, "objects", [_Row(s.item.asset_id, s.item.rid)], s.error)
+            else:
+                self.result.fail("objects", s.item.rid, "the object store did not confirm the bytes; the next sync retries")
+            self._emit("objects", done, len(items))
+
+        sender.send_all(items, on_done)
+
+    # --- 5. asset rows -----------------------------------------------------------------------------------
+
+    def _push_assets(self) -> None:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(AssetRow).where(AssetRow.sync_state == "local", AssetRow.object_url.is_not(None)).order_by(AssetRow.id)
+            ).all()
+        if not rows:
+            return
+        targets = self._targets({r.asset_table for r in rows})
+        by_table: dict[str, list[Any]] = defaultdict(list)
+        for r in rows:
+            by_table[r.asset_table].append(r)
+        done = 0
+        for table_name, group in by_table.items():
+            target = targets[table_name]
+            if isinstance(target, str):
+                self._fail_rows(AssetRow, "assets", group, target)
+                continue
+            unknown_cols = {
+                r.id: sorted(set(r.asset_metadata or {}) - set(target.table.columns)) for r in group
+            }
+            bad = [r for r in group if unknown_cols[r.id]]
+            for r in bad:
+                self._fail_rows(
+                    AssetRow, "assets", [r],
+                    f"metadata column(s) {', '.join(unknown_cols[r.id])} are not in {target.table}; "
+                    "add the columns on the server, or fix the metadata, then sync with --retry-failed",
+                )
+            group = [r for r in group if not unknown_cols[r.id]]
+            rids = self._reserve(AssetRow, "assets", group)
+            items = [
+                RowToInsert(r.id, rids[r.id], {
+                    "RID": rids[r.id], "URL": r.url, "Filename": r.filename, "Length": r.length, "MD5": r.md5,
+                    **({"Description": r.description} if "Description" in target.table.columns else {}),
+                    **(r.asset_metadata or {}),
+                })
+                for r in group
+            ]
+            outcome = insert_exactly_once(self.catalog, target.table, items, natural_key="URL")
+            self._mark(AssetRow, "assets", outcome, {r.id: r.rid for r in group}, "asset")
+            with write_transaction(self.engine) as conn:  # conflict detection starts from what we sent
+                for r in group:
+                    if r.id in outcome.present:
+                        conn.execute(update(AssetRow).where(AssetRow.id == r.id).values(remote_description=r.description))
+            done += len(group)
+            self._emit("assets", done, len(rows))
+
+    # --- 6. tags -------------------------------------------------------------------------------------------
+
+    def _push_tags(self) -> None:
+        assert self.map is not None
+        with read_transaction(self.engine) as conn:
+            adds = conn.execute(
+                select(AssetTag.asset_id, AssetTag.term, AssetRow.remote_rid, AssetRow.asset_table)
+                .join(AssetRow, AssetRow.id == AssetTag.asset_id)
+                .where(AssetTag.sync_state == "local", AssetRow.sync_state == "synced")
+            ).all()
+            removals = conn.execute(
+                select(Change.seq, Change.entity_id, Change.detail, AssetRow.remote_rid, AssetRow.asset_table)
+                .join(AssetRow, AssetRow.id == Change.entity_id)
+                .where(Change.state == "pending", Change.kind == "tag_remove", AssetRow.sync_state == "synced")
+            ).all()
+            current = {(t.asset_id, t.term) for t in conn.execute(select(AssetTag.asset_id, AssetTag.term))} if removals else set()
+        vocab = self.map.vocabulary("Asset_Type")
+        if adds and vocab is not None:  # terms the tags use must exist (seeded ones may be missing in older catalogs)
+            used = sorted({a.term for a in adds})
+            with read_transaction(self.engine) as conn:
+                local = q.terms(conn, "Asset_Type")
+            missing = set(used) - set(self._remote_terms(vocab, used))
+            self._ensure_terms(vocab, {t: (local[t].description if t in local else t, None) for t in missing})
+        by_table: dict[str, list[Any]] = defaultdict(list)
+        for a in adds:
+            by_table[a.asset_table].append(a)
+        at = now()
+        for table_name, group in by_table.items():
+            target = self._targets({table_name})[table_name]
+            if isinstance(target, str):
+                continue
+            assoc = target.assoc
+            body = [{assoc.asset_type_column: a.remote_rid, assoc.type_column: a.term} for a in group]
+            try:
+                self.catalog.insert(assoc.asset_type.schema, assoc.asset_type.name, body, on_conflict_skip=True)
+            except errors.AuthenticationError:
+                raise
+            except errors.RemoteError as exc:
+                for a in group:
+                    self.result.fail("tags", f"{a.remote_rid}:{a.term}", str(exc))
+                continue
+            with write_transaction(self.engine) as conn:
+                for a in group:
+                    conn.execute(
+                        update(AssetTag).where(AssetTag.asset_id == a.asset_id, AssetTag.term == a.term).values(sync_state="synced")
+                    )
+                _changes_done(conn, "tag_add", sorted({a.asset_id for a in group}), at)
+            self.result.done["tags"] += len(group)
+        for r in removals:
+            term = (r.detail or {}).get("term")
+            if (r.entity_id, term) in current:
+                with write_transaction(self.engine) as conn:  # re-added since: the add wins, nothing to delete
+                    conn.execute(update(Change).where(Change.seq == r.seq).values(state="done"))
+                continue
+            target = self._targets({r.asset_table})[r.asset_table]
+            if isinstance(target, str):
+                continue
+            assoc = target.assoc
+            self.catalog.delete(
+                assoc.asset_type.schema, assoc.asset_type.name,
+                urls.eq(assoc.asset_type_column, r.remote_rid), urls.eq(assoc.type_column, term),
+            )
+            with write_transaction(self.engine) as conn:
+                conn.execute(update(Change).where(Change.seq == r.seq).values(state="done"))
+            self.result.done["tag_removals"] += 1
+        self._emit("tags", len(adds), len(adds))
+
+    # --- 7. links ---------------------------------------------------------------------------------------------
+
+    def _push_links(self) -> None:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(AssetLink.id, AssetLink.role, AssetRow.remote_rid.label("asset_rid"), AssetRow.asset_table,
+                       ExecutionRow.remote_rid.label("exe_rid"))
+                .join(AssetRow, AssetRow.id == AssetLink.asset_id)
+                .join(ExecutionRow, ExecutionRow.id == AssetLink.execution_id)
+                .where(AssetLink.sync_state == "local", AssetRow.sync_state == "synced", ExecutionRow.sync_state == "synced")
+            ).all()
+        by_table: dict[str, list[Any]] = defaultdict(list)
+        for r in rows:
+            by_table[r.asset_table].append(r)
+        at = now()
+        for table_name, group in by_table.items():
+            target = self._targets({table_name})[table_name]
+            if isinstance(target, str):
+                continue
+            assoc = target.assoc
+            body = []
+            for r in group:
+                row = {assoc.execution_asset_column: r.asset_rid, assoc.execution_column: r.exe_rid}
+                if assoc.role_column:
+                    row[assoc.role_column] = r.role
+                body.append(row)
+            try:
+                self.catalog.insert(assoc.execution.schema, assoc.execution.name, body, on_conflict_skip=True)
+            except errors.AuthenticationError:
+                raise
+            except errors.RemoteError as exc:
+                for r in group:
+                    self.result.fail("links", f"{r.asset_rid}/{r.exe_rid}", str(exc))
+                continue
+            with write_transaction(self.engine) as conn:
+                ids = [r.id for r in group]
+                for part in q.chunks(ids):
+                    conn.execute(update(AssetLink).where(AssetLink.id.in_(part)).values(sync_state="synced"))
+                _changes_done(conn, "link", ids, at)
+            self.result.done["links"] += len(group)
+        self._emit("links", len(rows), len(rows))
+
+    # --- 8. description edits -------------------------------------------------------------------------------------
+
+    def _push_updates(self) -> None:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(Change.seq, Change.entity_id, AssetRow.remote_rid, AssetRow.asset_table, AssetRow.description)
+                .join(AssetRow, AssetRow.id == Change.entity_id)
+                .where(Change.state == "pending", Change.kind == "description", AssetRow.sync_state == "synced")
+                .order_by(Change.seq)
+            ).all()
+        latest: dict[int, Any] = {}
+        for r in rows:
+            latest[r.entity_id] = r  # only the current description matters
+        for asset_id, r in latest.items():
+            target = self._targets({r.asset_table})[r.asset_table]
+            if isinstance(target, str):
+                continue
+            self.catalog.update(target.schema, target.name, [{"RID": r.remote_rid, "Description": r.description}])
+            with write_transaction(self.engine) as conn:
+                conn.execute(update(AssetRow).where(AssetRow.id == asset_id).values(remote_description=r.description))
+                conn.execute(
+                    update(Change).where(Change.kind == "description", Change.entity_id == asset_id,
+                                         Change.seq <= r.seq).values(state="done")
+                )
+            self.result.done["descriptions"] += 1
+
+    # --- 9. execution status ----------------------------------------------------------------------------------------
+
+    def _push_status(self) -> None:
+        assert self.map is not None
+        self._mark_uploaded()
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(ExecutionRow).where(
+                    ExecutionRow.sync_state == "synced",
+                    ExecutionRow.origin == "local",
+                    (ExecutionRow.remote_status.is_(None)) | (ExecutionRow.remote_status != ExecutionRow.status),
+                )
+            ).all()
+        if not rows:
+            return
+        table = self.map.ml_table("Execution")
+        body = []
+        for r in rows:
+            row = {"RID": r.remote_rid, "Status": r.status, "Status_Detail": r.status_detail, **self._durations(table, r)}
+            body.append({k: v for k, v in row.items() if k in table.columns})
+        columns = [c for c in body[0] if c != "RID"]
+        self.catalog.update(table.schema, table.name, body, key=("RID",), columns=columns)
+        at = now()
+        with write_transaction(self.engine) as conn:
+            for r in rows:
+                conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(remote_status=r.status))
+            _changes_done(conn, "execution_status", [r.id for r in rows], at)
+        self.result.done["status"] += len(rows)
+
+    def _mark_uploaded(self) -> None:
+        """Pending_Upload → Uploaded for executions whose outputs the catalog now fully holds."""
+        with write_transaction(self.engine) as conn:
+            candidates = conn.execute(
+                select(ExecutionRow.id, ExecutionRow.status).where(
+                    ExecutionRow.status == Status.Pending_Upload.value, ExecutionRow.sync_state == "synced"
+                )
+            ).all()
+            at = now()
+            for exe_id, status in candidates:
+                pending_links = conn.execute(
+                    select(AssetLink.id).where(AssetLink.execution_id == exe_id, AssetLink.sync_state != "synced").limit(1)
+                ).first()
+                pending_tags = conn.execute(
+                    select(AssetTag.asset_id)
+                    .join(AssetLink, AssetLink.asset_id == AssetTag.asset_id)
+                    .where(AssetLink.execution_id == exe_id, AssetTag.sync_state != "synced")
+                    .limit(1)
+                ).first()
+                if pending_links is None and pending_tags is None:
+                    q.record_status(conn, exe_id, status, Status.Uploaded.value, at, None)
+
+
+class _Row:
+    """The two fields ``_fail_rows`` needs, for items that are not journal rows."""
+
+    def __init__(self, row_id: int, rid: str):
+        self.id = row_id
+        self.rid = rid
+
+
+def _changes_done(conn: Connection, kind: str, entity_ids: list[int], at: str) -> None:
+    for part in q.chunks(entity_ids):
+        conn.execute(
+            update(Change).where(Change.state == "pending", Change.kind == kind, Change.entity_id.in_(part)).values(state="done")
+        )
+

@@ -1,0 +1,97 @@
+"""Inserting rows exactly once, whatever happens to the requests.
+
+Each row arrives with the RID it will have (leased from the catalog and
+recorded in the journal before this is called). The insert may succeed, fail,
+or be lost; whatever happened, the catalog is then *asked*: rows whose RID is
+there are done. A row that is not there may have been skipped because the
+catalog already holds the same thing under its natural key (an asset's URL):
+it is adopted. Rows the server refused are isolated by splitting the batch, so
+one bad row fails alone with the server's message and the rest go in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from satchel import errors
+from satchel.remote.catalog import CatalogClient
+from satchel.remote.model import Table
+
+
+@dataclass
+class RowToInsert:
+    key: int  # the journal row id
+    rid: str  # the RID it will have in the catalog
+    body: dict[str, Any]
+
+
+@dataclass
+class InsertOutcome:
+    present: dict[int, str] = field(default_factory=dict)  # key -> RID the catalog holds (ours or adopted)
+    adopted: set[int] = field(default_factory=set)  # keys whose row another writer had already made
+    refused: dict[int, str] = field(default_factory=dict)  # key -> the server's reason
+    unknown: set[int] = field(default_factory=set)  # outcome still unknown (transport trouble): retry later
+
+
+def insert_exactly_once(
+    catalog: CatalogClient, table: Table, rows: Sequence[RowToInsert], *, natural_key: str | None = None
+) -> InsertOutcome:
+    out = InsertOutcome()
+    if not rows:
+        return out
+    schema, name = table.schema, table.name
+    by_rid = {r.rid: r for r in rows}
+    # 1. an earlier attempt may have inserted some of them without our hearing of it
+    for row in catalog.lookup(schema, name, "RID", list(by_rid), columns=("RID",)):
+        out.present[by_rid[row["RID"]].key] = row["RID"]
+    todo = [r for r in rows if r.key not in out.present]
+    # 2. insert the rest; any outcome is then checked by reading
+    _insert(catalog, table, todo, natural_key, out)
+    remaining = [r for r in todo if r.key not in out.refused]
+    if remaining:
+        for row in catalog.lookup(schema, name, "RID", [r.rid for r in remaining], columns=("RID",)):
+            out.present[by_rid[row["RID"]].key] = row["RID"]
+    # 3. not there under our RID: the same thing may be there under its natural key
+    missing = [r for r in remaining if r.key not in out.present]
+    if missing and natural_key:
+        wanted = {r.body[natural_key]: r for r in missing}
+        for row in catalog.lookup(schema, name, natural_key, list(wanted), columns=("RID", natural_key)):
+            r = wanted[row[natural_key]]
+            out.present[r.key] = row["RID"]
+            out.adopted.add(r.key)
+    for r in remaining:
+        if r.key not in out.present and r.key not in out.refused:
+            out.unknown.add(r.key)
+    return out
+
+
+def _insert(
+    catalog: CatalogClient, table: Table, rows: list[RowToInsert], natural_key: str | None, out: InsertOutcome
+) -> None:
+    """POST ``rows``; on a refusal of a batch, split it until the refused rows stand alone."""
+    if not rows:
+        return
+    try:
+        catalog.insert(
+            table.schema, table.name, [r.body for r in rows], nondefaults=("RID",), on_conflict_skip=natural_key is not None
+        )
+    except errors.AuthenticationError:
+        raise
+    except errors.PermissionDenied as exc:
+        # 403 after a lost answer means our lease was consumed by our own insert: reading back decides.
+        # A real lack of rights shows as rows still absent; say why on each.
+        if "non-leased" not in (exc.body or ""):
+            for r in rows:
+                out.refused[r.key] = str(exc)
+    except errors.RemoteStatusError as exc:
+        if exc.status in (400, 409) and len(rows) > 1:
+            mid = len(rows) // 2
+            _insert(catalog, table, rows[:mid], natural_key, out)
+            _insert(catalog, table, rows[mid:], natural_key, out)
+        elif exc.status in (400, 409):
+            out.refused[rows[0].key] = str(exc)
+        # other statuses (5xx after retries): the outcome is unknown; reading back decides
+    except errors.RemoteError:
+        pass  # transport trouble: reading back decides
