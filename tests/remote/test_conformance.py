@@ -181,3 +181,12 @@ def test_chunked_upload_cancels_when_content_appears(remote, tmp_path):
     url = remote.hatrac.put("/hatrac/Image/e.bin", src)
     assert remote.hatrac.upload("/hatrac/Image/e.bin", src, job=job) == url
     assert remote.hatrac.job_status(job) is None
+
+
+def test_text_objects_are_verified_despite_compression(remote, deriva_server, tmp_path):
+    src = tmp_path / "notes.txt"
+    src.write_text("hello " * 50)
+    url = remote.hatrac.upload("/hatrac/Image/notes.txt", src, content_type="text/plain")
+    assert remote.hatrac.upload("/hatrac/Image/notes.txt", src, content_type="text/plain") == url
+    out = tmp_path / "back.txt"
+    assert remote.hatrac.download(url, out).md5 == file_md5(src) and out.read_bytes() == src.read_bytes()

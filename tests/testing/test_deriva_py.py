@@ -84,3 +84,15 @@ def test_catalog_creation_and_model_building(deriva_server):
     finally:
         catalog._session.close()
         server._session.close()
+
+
+def test_text_plain_is_reuploaded_by_deriva_py_as_observed(deriva_server, tmp_path):
+    _, store = bindings(deriva_server, "bearer")
+    try:
+        src = tmp_path / "notes.txt"
+        src.write_text("hello " * 50)
+        first = store.put_obj("/hatrac/Image/notes.txt", str(src), content_type="text/plain")
+        second = store.put_obj("/hatrac/Image/notes.txt", str(src), content_type="text/plain")
+        assert first != second  # the gzip HEAD has no Content-MD5 to compare (protocol §2.3)
+    finally:
+        store._session.close()

@@ -183,3 +183,16 @@ def test_jobs_survive_restart_and_zero_length(deriva_server, writer):
 def test_other_users_cannot_touch_a_job(deriva_server, writer, reader):
     url = job(writer, "/hatrac/big/o", b"abc", 4)
     assert reader.put(f"{url}/0", content=b"abc").status_code == 403
+
+
+def test_front_end_compression_drops_the_md5(writer):
+    data = b"some text " * 100
+    put(writer, "/hatrac/ns/t.txt", data, **{"Content-Type": "text/plain"})
+    plain = writer.head("/hatrac/ns/t.txt", headers={"Accept-Encoding": "identity"})
+    assert plain.headers["content-md5"] == b64md5(data)
+    gz = writer.head("/hatrac/ns/t.txt", headers={"Accept-Encoding": "gzip, deflate"})
+    assert "content-md5" not in gz.headers and gz.headers["ETag"].endswith('-gzip"')
+    assert gz.headers["Content-Encoding"] == "gzip" and int(gz.headers["Content-Length"]) < len(data)
+    assert writer.get("/hatrac/ns/t.txt", headers={"Accept-Encoding": "gzip"}).content == data  # httpx decodes
+    put(writer, "/hatrac/ns/b.bin", data)
+    assert writer.head("/hatrac/ns/b.bin", headers={"Accept-Encoding": "gzip"}).headers["content-md5"]

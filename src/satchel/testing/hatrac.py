@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import json
 import os
@@ -26,6 +27,10 @@ from satchel.testing import state as S
 from satchel.testing.httpd import BLOCK, HTTPError, Request, Response
 
 NAMESPACE_TYPE = "application/x-hatrac-namespace"
+#: what Apache's stock Debian mod_deflate setup compresses for gzip-accepting clients (§2.3)
+COMPRESSED_TYPES = ("text/html", "text/plain", "text/xml", "text/css", "text/javascript",
+                    "application/javascript", "application/x-javascript", "application/rss+xml",
+                    "application/xml")
 DEFAULT_MAX_PAYLOAD = 128 * 1024 * 1024
 _PATH_OK = re.compile(r"^(/[-._~A-Za-z0-9%]*)+$")
 _DISPOSITION = re.compile(r"^filename[*]=UTF-8''[-_.~A-Za-z0-9%]+$")
@@ -57,12 +62,13 @@ def b64(raw: bytes | None) -> str | None:
 
 class Hatrac:
     def __init__(self, state: S.State, lock: threading.RLock, *, writers: set[str], admins: set[str],
-                 max_payload: int = DEFAULT_MAX_PAYLOAD):
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, compressed_types=COMPRESSED_TYPES):
         self.state = state
         self.lock = lock
         self.writers = writers
         self.admins = admins
         self.max_payload = max_payload
+        self.compressed_types = frozenset(compressed_types)
         self.names: dict[str, dict] = {}
         self.versions: dict[str, list[dict]] = {}  # oldest first, live and deleted
         self.jobs: dict[str, dict] = {}
@@ -285,6 +291,17 @@ class Hatrac:
             ("accept-ranges", "bytes"),
         ]
         rng = req.header("Range")
+        accept_encoding = (req.header("Accept-Encoding") or "").lower()
+        if not rng and "gzip" in accept_encoding and rec["content_type"] in self.compressed_types:
+            # the front end compresses: no hash headers, a -gzip ETag, the compressed length
+            gz = self._gzipped(rec["version"], file)
+            size = gz.stat().st_size
+            headers = [(k, v) for k, v in headers if k != "ETag"]
+            headers += [("ETag", f'"{rec["version"]}-gzip"'), ("Content-Encoding", "gzip")]
+            if req.method == "HEAD":
+                headers.append(("Content-Length", str(size)))
+                return Response(200, headers=headers, head_only_length=False, file=(str(gz), 0, 0))
+            return Response(200, headers=headers, file=(str(gz), 0, size))
         if rng and req.method == "GET":
             span = _parse_range(rng, actual)
             if span is not None:
@@ -300,6 +317,18 @@ class Hatrac:
                 headers.append(("Content-Length", str(rec["size"])))
             return Response(200, headers=headers, head_only_length=False, file=(str(file), 0, 0))
         return Response(200, headers=headers, file=(str(file), 0, actual))
+
+    def _gzipped(self, version: str, file: Path) -> Path:
+        """The compressed copy of a version's bytes, made once."""
+        gz = self.state.objects_dir / f"{version}.gz"
+        if not gz.exists():
+            fd, tmp = tempfile.mkstemp(dir=self.state.objects_dir, prefix=".gzip-")
+            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out, \
+                    open(file, "rb") as src:
+                while block := src.read(BLOCK):
+                    out.write(block)
+            os.replace(tmp, gz)
+        return gz
 
     def _delete(self, req: Request, path: str, version: str | None) -> Response:
         with self.lock:
@@ -330,10 +359,11 @@ class Hatrac:
         conn.execute(sa.update(S.hatrac_versions).where(
             S.hatrac_versions.c.path == rec["path"], S.hatrac_versions.c.version == rec["version"]
         ).values(deleted=True))
-        try:
-            os.unlink(self.state.objects_dir / rec["version"])
-        except FileNotFoundError:
-            pass
+        for name in (rec["version"], f"{rec['version']}.gz"):
+            try:
+                os.unlink(self.state.objects_dir / name)
+            except FileNotFoundError:
+                pass
 
     # --- sub-resources --------------------------------------------------------------
 

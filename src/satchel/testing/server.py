@@ -24,7 +24,7 @@ from pathlib import Path
 
 from satchel.testing.authn import Authn
 from satchel.testing.ermrest import Ermrest
-from satchel.testing.hatrac import DEFAULT_MAX_PAYLOAD, Hatrac
+from satchel.testing.hatrac import COMPRESSED_TYPES, DEFAULT_MAX_PAYLOAD, Hatrac
 from satchel.testing.httpd import EmulatorHTTPServer, HTTPError, Request, Response, Stats
 from satchel.testing.state import State
 
@@ -61,7 +61,8 @@ class InjectedError:
 class Emulator:
     """The WSGI-less application: identity, then ERMrest, Hatrac or authn."""
 
-    def __init__(self, data_dir: Path, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
+    def __init__(self, data_dir: Path, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                 compressed_types=COMPRESSED_TYPES):
         self.lock = threading.RLock()
         self.state = State(data_dir)
         self.authn = Authn(self.state, self.lock)
@@ -72,7 +73,7 @@ class Emulator:
         }
         self.ermrest = Ermrest(self.state, self.lock, admin_ids=[ADMIN], writer_ids=[WRITER])
         self.hatrac = Hatrac(self.state, self.lock, writers={WRITER}, admins={ADMIN, "admin"},
-                             max_payload=max_payload)
+                             max_payload=max_payload, compressed_types=compressed_types)
         self.injected: list[InjectedError] = []
         self.log: collections.deque[tuple[str, str, int]] = collections.deque(maxlen=10000)
 
@@ -119,7 +120,7 @@ class DerivaServer:
     catalog_id = "1"
 
     def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 max_payload: int = DEFAULT_MAX_PAYLOAD):
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, compressed_types=COMPRESSED_TYPES):
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="satchel-emulator-")
@@ -128,6 +129,7 @@ class DerivaServer:
         self._host = host
         self._port = port
         self._max_payload = max_payload
+        self._compressed_types = tuple(compressed_types)
         self._httpd: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.app: Emulator | None = None
@@ -137,7 +139,7 @@ class DerivaServer:
     def start(self) -> "DerivaServer":
         if self._httpd is not None:
             return self
-        self.app = Emulator(self.data_dir, max_payload=self._max_payload)
+        self.app = Emulator(self.data_dir, max_payload=self._max_payload, compressed_types=self._compressed_types)
         try:
             self._httpd = EmulatorHTTPServer((self._host, self._port), self.app, classify)
         except BaseException:
