@@ -96,3 +96,12 @@ def test_text_plain_is_reuploaded_by_deriva_py_as_observed(deriva_server, tmp_pa
         assert first != second  # the gzip HEAD has no Content-MD5 to compare (protocol §2.3)
     finally:
         store._session.close()
+
+
+def test_password_login(deriva_server):
+    catalog = ErmrestCatalog("http", deriva_server.host, "1",
+                             credentials={"username": "writer", "password": "writer-password"})
+    try:
+        assert catalog.get_authn_session().json()["client"]["id"] == "writer"
+    finally:
+        catalog._session.close()
