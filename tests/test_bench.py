@@ -1,0 +1,68 @@
+"""The benchmark suite still runs (``python -m bench --quick``) and its JSON keeps its shape.
+
+A smoke test only: no timing is asserted here, ever (issue 5); the figures
+themselves are for people to read, in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("bench")
+    out = tmp / "bench.json"
+    data = tmp / "data"
+    res = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--repeat", "1",
+         "--only", "capture-small", "--only", "noop-redownload", "--only", "push-small",
+         "--out", str(out), "--data-dir", str(data)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "capture-small" in res.stdout and "noop-redownload" in res.stdout  # the table
+    assert list(data.iterdir()) == []  # the generated data is removed
+    return json.loads(out.read_text())
+
+
+def test_document_shape(doc: dict) -> None:
+    assert doc["quick"] is True and doc["repeat"] == 1
+    machine = doc["machine"]
+    for key in ("cpu_count", "python", "kernel", "filesystem"):
+        assert machine[key], key
+    assert machine["filesystem"]["type"]
+    assert [w["name"] for w in doc["workloads"]] == ["capture-small", "noop-redownload", "push-small"]
+
+
+def test_figures_have_statistics_references_and_targets(doc: dict) -> None:
+    for w in doc["workloads"][:2]:
+        assert w["status"] == "ok", w
+        assert w["figures"]
+        for f in w["figures"]:
+            assert {"id", "label", "unit", "median", "min", "max", "values", "reference", "ratio", "target", "met"} <= set(f)
+            assert len(f["values"]) == 1 and f["min"] <= f["median"] <= f["max"]
+            if f["reference"] is not None:
+                assert f["reference"]["median"] is not None and f["ratio"] is not None
+            if f["target"] is not None:
+                assert isinstance(f["met"], bool) and f["target"]["text"]
+    figures = {f["id"]: f for w in doc["workloads"][:2] for f in w["figures"]}
+    assert figures["end_to_end"]["reference"]["label"].startswith("cp -r")
+    assert figures["download_assets"]["reference"]["label"].startswith("os.stat")
+    # counted, not timed: a no-op re-download re-hashes and re-copies nothing
+    assert figures["rehash_recopy_batch"]["values"] == [0]
+
+
+def test_unbuilt_workloads_say_why(doc: dict) -> None:
+    push = doc["workloads"][2]
+    assert push["status"] == "not yet runnable: needs the sync engine (issue 4)"
+    assert push["figures"] == [] and push["targets"]
