@@ -99,7 +99,16 @@ class RemoteSession:
         def once():
             nonlocal url
             url = self.url + (path() if callable(path) else path)
-            body = content() if callable(content) else content
+            body = None
+            try:
+                body = content() if callable(content) else content
+                return _send(body)
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+
+        def _send(body):
             kwargs: dict[str, Any] = {"params": params, "headers": headers() if callable(headers) else headers}
             if json is not None:
                 kwargs["json"] = json
@@ -124,10 +133,6 @@ class RemoteSession:
                 raise boundary.translate(exc, method, url) from None
             except (httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError) as exc:
                 raise boundary.translate(exc, method, url) from None
-            finally:
-                close = getattr(body, "close", None)
-                if close is not None:
-                    close()
 
         return self.retry.call(once, idempotent=idempotent, what=f"{method} {boundary.safe_url(url)}")
 
