@@ -190,3 +190,16 @@ def test_text_objects_are_verified_despite_compression(remote, deriva_server, tm
     assert remote.hatrac.upload("/hatrac/Image/notes.txt", src, content_type="text/plain") == url
     out = tmp_path / "back.txt"
     assert remote.hatrac.download(url, out).md5 == file_md5(src) and out.read_bytes() == src.read_bytes()
+
+
+def test_snapshots_reveal_deletions(remote):
+    stored = remote.catalog.insert(S, T, rows(5))
+    snap = remote.catalog.snaptime()
+    remote.catalog.delete_rids(S, T, [stored[1]["RID"], stored[3]["RID"]])
+    remote.catalog.insert(S, T, rows(1, start=50))
+    assert remote.catalog.deleted_since(S, T, snap) == {stored[1]["RID"], stored[3]["RID"]}
+    old = remote.catalog.at(snap)
+    assert len(old.get(S, T)) == 5 and "at=" in repr(old)
+    assert len(remote.catalog.rids(S, T, page_size=2)) == 4
+    with pytest.raises(errors.PermissionDenied):
+        old.insert(S, T, rows(1, start=60))

@@ -25,13 +25,21 @@ LEASE_TABLE = ("public", "ERMrest_RID_Lease")
 class CatalogClient:
     """One ERMrest catalog on a server reached through a :class:`RemoteSession`."""
 
-    def __init__(self, session: RemoteSession, catalog_id: str | int = "1"):
+    def __init__(self, session: RemoteSession, catalog_id: str | int = "1", *, snaptime: str | None = None):
         self.session = session
         self.catalog_id = str(catalog_id)
+        self.snaptime_pin = snaptime
         self.base = f"/ermrest/catalog/{urls.q(self.catalog_id)}"
+        if snaptime:
+            self.base += f"@{urls.q(snaptime)}"
 
     def __repr__(self) -> str:
-        return f"CatalogClient({self.session.url!r}, catalog={self.catalog_id!r})"
+        pin = f", at={self.snaptime_pin!r}" if self.snaptime_pin else ""
+        return f"CatalogClient({self.session.url!r}, catalog={self.catalog_id!r}{pin})"
+
+    def at(self, snaptime: str) -> "CatalogClient":
+        """A read-only view of the catalog as it was at ``snaptime`` (writes there get 403)."""
+        return CatalogClient(self.session, self.catalog_id, snaptime=snaptime)
 
     # --- service and catalog --------------------------------------------------------
 
@@ -85,6 +93,23 @@ class CatalogClient:
             if len(page) < page_size:
                 return
             after = [page[-1].get(c) for c in names]
+
+    def rids(self, schema: str, table: str, *filters: str, page_size: int = 10_000) -> set[str]:
+        """The RIDs of all matching rows (paged on ``@sort(RID)`` through the attribute API)."""
+        head = f"{self.base}/attribute/{urls.table_path(schema, table)}" + "".join("/" + f for f in filters)
+        out: set[str] = set()
+        after = None
+        while True:
+            page = self.session.json("GET", f"{head}/RID{urls.page_modifiers(['RID'], after)}", idempotent=True,
+                                     params={"limit": str(page_size)})
+            out.update(r["RID"] for r in page)
+            if len(page) < page_size:
+                return out
+            after = [page[-1]["RID"]]
+
+    def deleted_since(self, schema: str, table: str, snaptime: str) -> set[str]:
+        """RIDs present at ``snaptime`` and gone now (RMT filters cannot see deletions)."""
+        return self.at(snaptime).rids(schema, table) - self.rids(schema, table)
 
     def changed_since(self, schema: str, table: str, rmt: str | None, *, page_size: int = DEFAULT_PAGE
                       ) -> Iterator[dict]:
