@@ -363,3 +363,14 @@ def test_paths_follow_foreign_keys(writer):
                         "/test-schema:Image/RID,URL").json()
     assert tagged == [{"RID": rows[0]["RID"], "URL": rows[0]["URL"]}]
     assert writer.get(f"{CAT}/entity/test-schema:Image/test-schema:Model").status_code == 409
+
+
+def test_failed_leased_insert_keeps_its_leases(writer):
+    lease_url = f"{CAT}/entity/public:ERMrest_RID_Lease"
+    (lease,) = writer.post(f"{lease_url}?{DEFAULTS}", json=[{"ID": "keep"}]).json()
+    bad = [{"RID": lease["RID"], "Image": "NOPE", "Asset_Type": "Image"}]
+    r = writer.post(f"{CAT}/entity/test-schema:Image_Asset_Type?defaults=RCT,RMT,RCB,RMB&nondefaults=RID", json=bad)
+    assert r.status_code == 409
+    assert [x["RID"] for x in writer.get(lease_url).json()] == [lease["RID"]]
+    blanks = writer.post(f"{lease_url}?{DEFAULTS}", json=[{}, {}]).json()
+    assert [b["ID"] for b in blanks] == [None, None]
