@@ -31,3 +31,10 @@ def test_password_login(deriva_server, anon, writer):
     anon.cookies.clear()
     assert anon.post("/authn/session", data={"username": "writer", "password": "nope"}).status_code == 401
     assert writer.post("/authn/session", data={"username": "writer", "password": "x"}).status_code == 409
+
+
+def test_server_remote_helper(deriva_server):
+    with deriva_server.remote() as r:
+        assert r.whoami()["client"]["id"] == "writer"
+    with deriva_server.remote("reader") as r:
+        assert r.whoami()["client"]["id"] == "reader"

@@ -220,6 +220,13 @@ class DerivaServer:
         token = self._app().tokens[user]
         return {"bearer-token": token} if kind == "bearer" else {"cookie": f"webauthn={token}"}
 
+    def remote(self, user: str = WRITER, **options):
+        """A :class:`satchel.remote.Remote` on this server as ``user`` (close it, or use ``with``)."""
+        from satchel.remote import Credential, Remote
+
+        options.setdefault("credential", Credential.bearer(self._app().tokens[user]))
+        return Remote(self.url, self.catalog_id, **options)
+
     # --- test hooks ---------------------------------------------------------------------
 
     @property
