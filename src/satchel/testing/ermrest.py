@@ -29,7 +29,7 @@ from satchel.testing.ermrest_catalog import (
 from satchel.testing.ermrest_data import TableData, hashable, order_and_page, parse_limit, select
 from satchel.testing.ermrest_model import TableInfo, fkey_parts, render_schema, render_table
 from satchel.testing.ermrest_url import DataPath, bad_url, decode_atom, parse_data_path, parse_projection
-from satchel.testing.ermrest_writes import _INDEX_PREFS, LEASE, Writes, _json_body
+from satchel.testing.ermrest_writes import INDEX_PREFS, LEASE, Writes, json_body
 from satchel.testing.httpd import HTTPError, Request, Response
 
 FEATURES = {
@@ -163,7 +163,7 @@ class Ermrest(Writes):
             acls = {"owner": list(owner), "write": [], "insert": list(writers), "update": list(writers),
                     "delete": list(writers), "select": ["*"], "enumerate": ["*"], "create": []}
             cat = Catalog(cid, {"acls": acls, "annotations": {
-                _INDEX_PREFS: {"btree": True, "trgm": True, "gin_array": True}}, "schemas": schemas},
+                INDEX_PREFS: {"btree": True, "trgm": True, "gin_array": True}}, "schemas": schemas},
                 0, self.now())
             self.catalogs[cid] = cat
 
@@ -317,7 +317,7 @@ class Ermrest(Writes):
                 raise HTTPError(404, f"Resource not found. Detail: {path}")
             if req.method == "POST":
                 self._require_owner(req, cat)
-                body = _json_body(req) if req.content_length else None
+                body = json_body(req) if req.content_length else None
 
                 def change(txn: Txn):
                     txn.model_changed = True

@@ -25,7 +25,7 @@ from satchel.testing.httpd import HTTPError, Request, Response
 
 LEASE = ("public", "ERMrest_RID_Lease")
 INDEX_LIMIT = 2704
-_INDEX_PREFS = "tag:isrd.isi.edu,2018:indexing-preferences"
+INDEX_PREFS = "tag:isrd.isi.edu,2018:indexing-preferences"
 
 
 class Writes:
@@ -353,7 +353,7 @@ def _default(cdoc: dict) -> Any:
 def _check_index_size(info: TableInfo, cname: str, cdoc: dict, value: Any) -> None:
     if not isinstance(value, str) or len(value) <= INDEX_LIMIT:
         return
-    prefs = (cdoc.get("annotations") or {}).get(_INDEX_PREFS) or {}
+    prefs = (cdoc.get("annotations") or {}).get(INDEX_PREFS) or {}
     if prefs.get("btree") is False:
         return
     size = len(zlib.compress(value.encode())) + 8
@@ -369,14 +369,14 @@ def _json_items(req: Request, content_type: str) -> list:
             return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(400, f"Request malformed. Detail: Bad JSON input. {exc}") from None
-    value = _json_body(req)
+    value = json_body(req)
     if not isinstance(value, list):
         raise HTTPError(400, "Request malformed. Detail: Bad JSON array input. ERROR: cannot call "
                              "json_array_elements on a non-array")
     return value
 
 
-def _json_body(req: Request) -> Any:
+def json_body(req: Request) -> Any:
     try:
         return json.loads(req.body() or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
