@@ -8,8 +8,9 @@ compares with (``dvc add``, ``mlflow.log_artifacts``) do on files that exist.
 
 References, on the same data in the same repeat: ``cp -r`` of the same tree;
 the same tree copied and hashed (blake3 + MD5) by a bare Python loop with one
-``syncfs`` (the floor for a durable capture in Python); and the same number of
-rows inserted into a bare SQLite file in one transaction.
+``syncfs`` (the floor for a durable capture in Python); the same number of rows
+inserted into a bare SQLite file in one transaction (under the commit); and one
+row per ``BEGIN IMMEDIATE`` transaction in WAL mode (under ``asset_file_path``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,30 @@ def _sqlite_rows(path: os.PathLike, n: int) -> float:
     return elapsed
 
 
+def _sqlite_per_row(path: os.PathLike, n: int) -> float:
+    """Insert n rows, one ``BEGIN IMMEDIATE`` transaction each, WAL and ``synchronous=NORMAL``:
+    what one ``asset_file_path`` asks of SQLite, bare."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE registrations (id INTEGER PRIMARY KEY, execution_id INTEGER, asset_table TEXT, file_name TEXT,"
+        " staged_path TEXT, mode TEXT, asset_types TEXT, UNIQUE (execution_id, asset_table, file_name))"
+    )
+    t0 = clock()
+    for i in range(n):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO registrations (execution_id, asset_table, file_name, staged_path, mode, asset_types)"
+            " VALUES (?,?,?,?,?,?)",
+            (1, TABLE, f"f{i:06d}.bin", f"/store/executions/L_1/assets/{TABLE}/f{i:06d}.bin", "new", '["Execution_Asset"]'),
+        )
+        conn.execute("COMMIT")
+    elapsed = clock() - t0
+    conn.close()
+    return elapsed
+
+
 def run(ctx: Context) -> WorkloadResult:
     p = sizes(ctx.quick)
     n = p["files"]
@@ -116,6 +141,7 @@ def run(ctx: Context) -> WorkloadResult:
     cp = Series("cp -r of the same tree", "files/s")
     floor = Series("bare Python hash+copy loop, one syncfs", "files/s")
     rows = Series("bare SQLite: same rows, one transaction", "rows/s")
+    row_tx = Series("bare SQLite: one row per transaction (WAL)", "rows/s")
 
     for r in range(ctx.repeat):
         ctx.log(f"{NAME}: repeat {r + 1}/{ctx.repeat}")
@@ -131,6 +157,8 @@ def run(ctx: Context) -> WorkloadResult:
         floor.add(n / t, t)
         t = _sqlite_rows(d / "bare.db", n)
         rows.add(n / t, t)
+        t = _sqlite_per_row(d / "bare-wal.db", n)
+        row_tx.add(n / t, t)
         settle(d)
         s = _satchel_once(ctx, datas)
         register.add(n / s["register"], s["register"])
@@ -142,7 +170,7 @@ def run(ctx: Context) -> WorkloadResult:
 
     res.figures = [
         Figure("end_to_end", whole, [cp, floor], Target(">=", 10_000, "≥ 10,000 files/s")),
-        Figure("asset_file_path", register),
+        Figure("asset_file_path", register, [row_tx]),
         Figure("commit_output_assets", commit, [rows]),
         Figure("user_writes", writes, note="the user's own write_bytes to the returned paths; not counted end to end"),
         Figure("commit_syncfs", syncfs, note="the one syncfs() the commit makes before its journal transaction"),
