@@ -29,7 +29,7 @@ def test_server_command_serves_and_keeps_state(tmp_path):
         info = json.loads(proc.stdout.readline())
         with httpx.Client(base_url=info["url"], headers={"Authorization": f"Bearer {info['token']}"}) as c:
             assert c.get("/authn/session").json()["client"]["id"] == "writer"
-            r = c.put("/hatrac/demo/a.txt?parents=true", content=b"hi")
+            r = c.put("/hatrac/Image/demo/a.txt?parents=true", content=b"hi")
             assert r.status_code == 201
     finally:
         stop(proc)
@@ -38,7 +38,7 @@ def test_server_command_serves_and_keeps_state(tmp_path):
         again = json.loads(proc.stdout.readline())
         assert again["token"] == info["token"]
         with httpx.Client(base_url=again["url"]) as c:
-            assert c.get("/hatrac/demo/a.txt").content == b"hi"
+            assert c.get("/hatrac/Image/demo/a.txt").content == b"hi"
     finally:
         stop(proc)
 

@@ -47,7 +47,8 @@ class Hatrac(UploadJobs):
         self._seq = 0
         with state.engine.connect() as conn:
             for r in conn.execute(sa.select(S.hatrac_names)):
-                self.names[r.path] = {"kind": r.kind, "owner": r.owner, "burned": r.burned}
+                self.names[r.path] = {"kind": r.kind, "owner": r.owner, "burned": r.burned,
+                                      "create": json.loads(r.create_acl or "[]")}
             for r in conn.execute(sa.select(S.hatrac_versions).order_by(S.hatrac_versions.c.seq)):
                 self.versions.setdefault(r.path, []).append(dict(r._mapping))
                 self._seq = max(self._seq, r.seq)
@@ -79,9 +80,35 @@ class Hatrac(UploadJobs):
 
     def _save_name(self, conn, path: str) -> None:
         n = self.names[path]
+        n.setdefault("create", [])
         conn.execute(sa.delete(S.hatrac_names).where(S.hatrac_names.c.path == path))
         conn.execute(sa.insert(S.hatrac_names).values(path=path, kind=n["kind"], owner=n["owner"],
-                                                      burned=n["burned"]))
+                                                      burned=n["burned"], create_acl=json.dumps(n["create"])))
+
+    def ensure_namespace(self, path: str, *, owner: str, create: list[str]) -> None:
+        """Make a namespace (and its ancestors) exist, e.g. a deployment's ``/hatrac/<Table>``."""
+        with self.lock, self.state.begin() as conn:
+            prefix = "/hatrac"
+            for part in path.split("/")[2:]:
+                prefix = f"{prefix}/{part}"
+                if prefix not in self.names:
+                    self.names[prefix] = {"kind": "namespace", "owner": owner, "burned": False, "create": []}
+                    self._save_name(conn, prefix)
+            self.names[path]["create"] = sorted(set(self.names[path]["create"]) | set(create))
+            self._save_name(conn, path)
+
+    def _check_create(self, req: Request, parent: str) -> None:
+        """403 unless the client may create names in ``parent`` (its owner, its create ACL, or an admin).
+
+        Only the root's owners (admins) may create top-level namespaces.
+        """
+        ids = self._ids(req.client)
+        if ids & self.admins:
+            return
+        node = self.names.get(parent)
+        if parent != "/hatrac" and node is not None and (node["owner"] in ids or ids & set(node.get("create", []))):
+            return
+        raise HTTPError(403, f"Access to {parent} forbidden.")
 
     def _ensure_parents(self, req: Request, path: str, parents: bool, conn) -> list[str]:
         """Check (or with parents=true create) the ancestors; returns created names."""
@@ -94,6 +121,7 @@ class Hatrac(UploadJobs):
             if node is None:
                 if not parents:
                     raise HTTPError(404, f"Resource {path} not found.")
+                self._check_create(req, prefix.rsplit("/", 1)[0])
                 self.names[prefix] = {"kind": "namespace", "owner": req.client["id"], "burned": False}
                 self._save_name(conn, prefix)
                 created.append(prefix)
@@ -101,6 +129,7 @@ class Hatrac(UploadJobs):
                 raise HTTPError(409, f"Name {prefix} not available.")
             elif node["kind"] != "namespace":
                 raise HTTPError(409, f"Parent {prefix} is not a namespace.")
+        self._check_create(req, path.rsplit("/", 1)[0])  # the new leaf itself
         return created
 
     # --- routing ------------------------------------------------------------------
@@ -348,6 +377,17 @@ class Hatrac(UploadJobs):
             node = self.names.get(path)
             if node is None or node["burned"]:
                 raise HTTPError(404, f"Resource {path} not found.")
+            if kind == "acl" and req.method == "PUT" and parts[1:] == ["create"] and node["kind"] == "namespace":
+                self._require_owner(req, path, node["owner"])
+                try:
+                    roles = json.loads(req.body())
+                    assert isinstance(roles, list) and all(isinstance(r, str) for r in roles)
+                except (ValueError, AssertionError):
+                    raise HTTPError(400, "Bad request. Detail: an ACL is a JSON list of roles.") from None
+                node["create"] = roles
+                with self.state.begin() as conn:
+                    self._save_name(conn, path)
+                return Response(204)
             if req.method != "GET":
                 raise HTTPError(405, "Method not allowed.")
             if kind == "versions":
@@ -372,8 +412,8 @@ class Hatrac(UploadJobs):
             if kind == "acl":
                 owner = [node["owner"]] if node["owner"] else []
                 if node["kind"] == "namespace":
-                    doc = {"owner": owner, "create": [], "read": [], "subtree-owner": [], "subtree-create": [],
-                           "subtree-read": [], "subtree-update": []}
+                    doc = {"owner": owner, "create": list(node.get("create", [])), "read": [],
+                           "subtree-owner": [], "subtree-create": [], "subtree-read": [], "subtree-update": []}
                 else:
                     doc = {"owner": owner, "update": [], "read": [], "subtree-owner": [], "subtree-read": []}
                 if len(parts) > 1 and parts[1]:

@@ -74,6 +74,10 @@ class Emulator:
         self.ermrest = Ermrest(self.state, self.lock, admin_ids=[ADMIN], writer_ids=[WRITER])
         self.hatrac = Hatrac(self.state, self.lock, writers={WRITER}, admins={ADMIN, "admin"},
                              max_payload=max_payload, compressed_types=compressed_types)
+        # a deployment's namespaces for the asset tables, where writers may create objects
+        if not self.hatrac.names:
+            for table in ("Image", "Model", "Execution_Metadata", "Execution_Asset", "File", "metadata"):
+                self.hatrac.ensure_namespace(f"/hatrac/{table}", owner=ADMIN, create=[WRITER])
         self.injected: list[InjectedError] = []
         self.log: collections.deque[tuple[str, str, int]] = collections.deque(maxlen=10000)
 

@@ -58,6 +58,7 @@ hatrac_names = sa.Table(
     sa.Column("kind", sa.String, nullable=False),  # "namespace" | "object"
     sa.Column("owner", sa.String),
     sa.Column("burned", sa.Boolean, nullable=False, default=False),
+    sa.Column("create_acl", sa.Text),  # JSON list: who may create names in this namespace
 )
 hatrac_versions = sa.Table(
     "hatrac_versions", metadata,
