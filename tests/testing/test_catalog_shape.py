@@ -29,17 +29,22 @@ EXTRA_COLUMNS = {
 EXTRA_FKEYS = {("deriva-ml", "Execution_Status_fkey")}
 
 
+def asset_annotation(column: dict) -> dict:
+    ann = dict((column.get("annotations") or {}).get("tag:isrd.isi.edu,2017:asset", {}))
+    ann.pop("display", None)  # chaise preview settings
+    return ann
+
+
 def shape(schemas: dict) -> dict:
     tables = {}
     for sname, sdoc in schemas.items():
         for tname, t in sdoc["tables"].items():
             tables[(sname, tname)] = {
                 "columns": {
-                    c["name"]: (c["type"], c["nullok"], (c.get("annotations") or {}).get(
-                        "tag:isrd.isi.edu,2017:asset", {}).get("md5"))
+                    c["name"]: (c["type"], c["nullok"], asset_annotation(c))
                     for c in t["column_definitions"]
                 },
-                "keys": sorted(tuple(k["unique_columns"]) for k in t["keys"]),
+                "keys": sorted((tuple(k["unique_columns"]), tuple(k["names"][0])) for k in t["keys"]),
                 "fkeys": {
                     tuple(f["names"][0]): (
                         tuple(c["column_name"] for c in f["foreign_key_columns"]),

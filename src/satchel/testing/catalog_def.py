@@ -319,18 +319,22 @@ def ml_tables() -> list[dict]:
     return ml
 
 
+def _domain_url_pattern(schema: str, table: str) -> str:
+    """The web upload UI's object name template for an asset table outside deriva-ml."""
+    return f"/hatrac/{{{{$catalog.id}}}}/{schema}/{table}/{{{{{{MD5}}}}}}.{{{{#encode}}}}{{{{{{Filename}}}}}}{{{{/encode}}}}"
+
+
 def domain_tables(schema: str = DOMAIN_SCHEMA) -> list[dict]:
     out = []
     for name in ("Image", "Model"):
-        pattern = f"/hatrac/{{{{$catalog.id}}}}/{schema}/{name}/{{{{{{MD5}}}}}}.{{{{#encode}}}}{{{{{{Filename}}}}}}{{{{/encode}}}}"
-        out += asset_tables(schema, name, pattern)
+        out += asset_tables(schema, name, _domain_url_pattern(schema, name))
     return out
 
 
 def www_tables() -> list[dict]:
     page = table("WWW", "Page", [column("Title", nullok=False), column("Content", "markdown")],
                  keys=[["Title"]])
-    file = asset("WWW", "File", "/hatrac/WWW/{{{MD5}}}.{{{Filename}}}",
+    file = asset("WWW", "File", _domain_url_pattern("WWW", "File"),
                  extra=[column("Page", nullok=False)],
                  fkeys=[fkey("WWW", "File", ["Page"], "WWW", "Page", ["RID"])])
     return [page, file]
