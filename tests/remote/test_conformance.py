@@ -203,3 +203,12 @@ def test_snapshots_reveal_deletions(remote):
     assert len(remote.catalog.rids(S, T, page_size=2)) == 4
     with pytest.raises(errors.PermissionDenied):
         old.insert(S, T, rows(1, start=60))
+
+
+def test_jobs_never_exceed_ten_thousand_chunks(remote, tmp_path):
+    src = tmp_path / "sparse.bin"
+    with open(src, "wb") as f:
+        f.truncate(10_001 * 65_536)  # sparse: no real bytes on disk
+    job = remote.hatrac.create_job("/hatrac/Image/sparse.bin", src, md5="0" * 32, chunk_size=65_536)
+    assert job.chunk_count <= 10_000 and job.chunk_size % 65_536 == 0
+    remote.hatrac.cancel(job)

@@ -29,6 +29,7 @@ MiB = 1024 * 1024
 DEFAULT_CHUNK_SIZE = 25 * MiB
 CHUNKED_THRESHOLD = 25 * MiB
 BLOCK = MiB
+MAX_CHUNKS = 10_000
 IDENTITY = {"Accept-Encoding": "identity"}
 
 
@@ -293,6 +294,8 @@ class HatracClient:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         size = Path(source).stat().st_size
+        if -(-size // chunk_size) > MAX_CHUNKS:  # S3-backed servers allow at most 10,000 parts
+            chunk_size = -(-(-(-size // MAX_CHUNKS)) // (64 * 1024)) * 64 * 1024
         b64 = md5_base64(md5) if md5 else file_md5(source)
         doc = {"chunk-length": chunk_size, "content-length": size, "content-md5": b64,
                "content-type": content_type or "application/octet-stream"}
