@@ -374,3 +374,11 @@ def test_failed_leased_insert_keeps_its_leases(writer):
     assert [x["RID"] for x in writer.get(lease_url).json()] == [lease["RID"]]
     blanks = writer.post(f"{lease_url}?{DEFAULTS}", json=[{}, {}]).json()
     assert [b["ID"] for b in blanks] == [None, None]
+
+
+def test_statement_timeout_rolls_back(deriva_server, writer):
+    deriva_server.app.ermrest.request_timeout = 0.0  # every write now overruns
+    r = insert(writer, [image(180)])
+    assert r.status_code == 400 and "Query run time limit exceeded" in r.text
+    deriva_server.app.ermrest.request_timeout = 15.0
+    assert writer.get(IMAGE).json() == []

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -60,9 +61,11 @@ def _link(left: TableInfo, right: TableInfo) -> tuple[list[str], list[str]]:
 class Ermrest(Writes):
     """The ``/ermrest`` service over the catalogs held in ``state``."""
 
-    def __init__(self, state: S.State, lock: threading.RLock, *, admin_ids: list[str], writer_ids: list[str]):
+    def __init__(self, state: S.State, lock: threading.RLock, *, admin_ids: list[str], writer_ids: list[str],
+                 request_timeout: float | None = 15.0):
         self.state = state
         self.lock = lock
+        self.request_timeout = request_timeout  # ERMrest's request_timeout_s: over it, 400 and rollback
         self.admin_ids = admin_ids
         self.catalogs: dict[str, Catalog] = {}
         self._last_now = dt.datetime.now(dt.timezone.utc)
@@ -143,8 +146,11 @@ class Ermrest(Writes):
         """Run ``fn`` as one transaction; the snaptime moves even if nothing matched."""
         with self.lock:
             txn = Txn(cat, self.now())
+            started = time.monotonic()
             try:
                 result = fn(txn)
+                if self.request_timeout is not None and time.monotonic() - started > self.request_timeout:
+                    raise HTTPError(400, "Request malformed. Detail: Query run time limit exceeded.")
                 cat.last_change = txn.now
                 self._persist(txn, new=new)
             except BaseException:

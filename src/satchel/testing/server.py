@@ -62,7 +62,7 @@ class Emulator:
     """The WSGI-less application: identity, then ERMrest, Hatrac or authn."""
 
     def __init__(self, data_dir: Path, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 compressed_types=COMPRESSED_TYPES):
+                 compressed_types=COMPRESSED_TYPES, request_timeout: float | None = 15.0):
         self.lock = threading.RLock()
         self.state = State(data_dir)
         self.authn = Authn(self.state, self.lock)
@@ -71,7 +71,8 @@ class Emulator:
             WRITER: self.authn.ensure_user(WRITER, [], password="writer-password"),
             READER: self.authn.ensure_user(READER, [], password="reader-password"),
         }
-        self.ermrest = Ermrest(self.state, self.lock, admin_ids=[ADMIN], writer_ids=[WRITER])
+        self.ermrest = Ermrest(self.state, self.lock, admin_ids=[ADMIN], writer_ids=[WRITER],
+                               request_timeout=request_timeout)
         self.hatrac = Hatrac(self.state, self.lock, writers={WRITER}, admins={ADMIN, "admin"},
                              max_payload=max_payload, compressed_types=compressed_types)
         # a deployment's namespaces for the asset tables, where writers may create objects
@@ -124,7 +125,8 @@ class DerivaServer:
     catalog_id = "1"
 
     def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 max_payload: int = DEFAULT_MAX_PAYLOAD, compressed_types=COMPRESSED_TYPES):
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, compressed_types=COMPRESSED_TYPES,
+                 request_timeout: float | None = 15.0):
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="satchel-emulator-")
@@ -134,6 +136,7 @@ class DerivaServer:
         self._port = port
         self._max_payload = max_payload
         self._compressed_types = tuple(compressed_types)
+        self.request_timeout = request_timeout
         self._httpd: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.app: Emulator | None = None
@@ -143,7 +146,8 @@ class DerivaServer:
     def start(self) -> "DerivaServer":
         if self._httpd is not None:
             return self
-        self.app = Emulator(self.data_dir, max_payload=self._max_payload, compressed_types=self._compressed_types)
+        self.app = Emulator(self.data_dir, max_payload=self._max_payload, compressed_types=self._compressed_types,
+                            request_timeout=self.request_timeout)
         try:
             self._httpd = EmulatorHTTPServer((self._host, self._port), self.app, classify)
         except BaseException:
