@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections import Counter
 
 import httpx
 
 from satchel import DerivaML, ExecutionConfiguration
 from satchel.remote import Credential, Remote, RetryPolicy
+
+KiB = 1024
 
 FAST_RETRY = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05, max_retry_after=0.2, deadline=20,
                          rng=random.Random(11))
@@ -41,3 +45,48 @@ def random_bytes(n: int, seed: int) -> bytes:
 
 
 __all__ = ["catalog_rows", "make_remote", "random_bytes", "record_run"]
+
+
+def populate(ml: DerivaML) -> dict:
+    """Two executions: outputs in two tables, one chunked file, tags, an input link, an edited description."""
+    ml.add_term("Asset_Type", "Weights", description="weights")
+    outputs = {
+        "big.bin": ("Model", random_bytes(200 * KiB + 123, 1), ["Weights"]),
+        "small.bin": ("Model", random_bytes(3000, 2), ["Model_File"]),
+        "a.png": ("Image", random_bytes(100, 3), []),
+        "b.png": ("Image", random_bytes(0, 4), []),
+    }
+    _, rids = record_run(ml, outputs)
+    reader, _ = record_run(ml, {"eval.txt": ("Execution_Metadata", b"accuracy 0.9", ["Metrics_File"])},
+                           inputs=[rids["small.bin"]])
+    ml.update_asset(rids["small.bin"], description="edited offline")
+    return {name: (table, data) for name, (table, data, _) in outputs.items()}
+
+
+def check_catalog(remote, server, outputs: dict) -> None:
+    """Exactly the expected rows and objects, each once."""
+    for table in ("Model", "Image"):
+        rows = catalog_rows(remote, table)
+        expected = {n: d for n, (t, d) in outputs.items() if t == table}
+        assert sorted(r["Filename"] for r in rows) == sorted(expected), table
+        for r in rows:
+            data = expected[r["Filename"]]
+            md5 = hashlib.md5(data).hexdigest()
+            assert (r["Length"], r["MD5"]) == (len(data), md5)
+            assert r["URL"] == f"/hatrac/{table}/{md5}.{r['Filename']}"
+            versions = [v for v in server.app.hatrac.versions.get(r["URL"], []) if not v.get("deleted")]
+            assert len(versions) == 1, f"{r['URL']} has {len(versions)} versions"
+    (meta,) = remote.catalog.get("deriva-ml", "Execution_Metadata")
+    assert meta["Filename"] == "eval.txt"
+    executions = remote.catalog.get("deriva-ml", "Execution")
+    assert len(executions) == 2 and {e["Status"] for e in executions} == {"Uploaded"}
+    assert len(remote.catalog.get("deriva-ml", "Workflow")) == 1
+    model_tags = Counter((r["Model"], r["Asset_Type"]) for r in catalog_rows(remote, "Model_Asset_Type"))
+    assert set(model_tags.values()) == {1}
+    assert len(model_tags) == 5  # big: Weights, Output_File; small: Model_File, Output_File, Input_File
+    links = Counter((r["Model"], r["Execution"]) for r in catalog_rows(remote, "Model_Execution"))
+    assert set(links.values()) == {1} and len(links) == 3
+    small = next(r for r in catalog_rows(remote, "Model") if r["Filename"] == "small.bin")
+    assert small["Description"] == "edited offline"
+    terms = remote.catalog.lookup("deriva-ml", "Asset_Type", "Name", ["Weights"])
+    assert len(terms) == 1

@@ -2,7 +2,8 @@
 
 ``reflink`` shares blocks copy-on-write (btrfs, XFS, bcachefs): instant, and the
 user's later edits never reach the cache. ``hardlink`` shares the inode: instant,
-but the file is the read-only cache object itself. ``copy`` always works.
+but the file is the read-only cache object itself, so it is opt-in (see
+``DEFAULT_LINK_MODES``). ``copy`` always works.
 Modes are tried in the configured order; a mode the filesystem refuses is
 remembered per device and not tried again.
 """
@@ -15,7 +16,9 @@ import os
 from pathlib import Path
 
 LINK_MODES = ("reflink", "hardlink", "copy")
-DEFAULT_LINK_MODES = ("reflink", "hardlink", "copy")
+#: hardlink is opt-in: a hardlinked download *is* the cache object, and a write to it (which the
+#: read-only mode does not stop for root) would destroy the only copy of an asset not yet synced
+DEFAULT_LINK_MODES = ("reflink", "copy")
 
 _FICLONE = 0x40049409
 _NOT_SUPPORTED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EPERM, errno.EMLINK, errno.ENOSYS}

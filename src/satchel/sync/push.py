@@ -312,8 +312,8 @@ class Pusher:
         if not rows:
             return
         blocked = [r for r in rows if r.workflow_id is not None and r.wf_state != "synced"]
-        if blocked:
-            self._fail_rows(ExecutionRow, "executions", blocked, "its workflow is not on the remote (see the workflow's failure)")
+        for r in blocked:  # not a failure of the execution: it waits, pending, for its workflow
+            self.result.fail("executions", r.rid, "waiting for its workflow to reach the remote; the next sync retries")
         rows = [r for r in rows if r not in blocked]
         table = self.map.ml_table("Execution")
         rids = self._reserve(ExecutionRow, "executions", rows)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from satchel import errors
+from satchel._crashpoints import crash_point
 from satchel.remote.catalog import CatalogClient
 from satchel.remote.model import Table
 
@@ -49,6 +50,7 @@ def insert_exactly_once(
     todo = [r for r in rows if r.key not in out.present]
     # 2. insert the rest; any outcome is then checked by reading
     _insert(catalog, table, todo, natural_key, out)
+    crash_point(f"rows.{name}.after_insert")
     remaining = [r for r in todo if r.key not in out.refused]
     if remaining:
         for row in catalog.lookup(schema, name, "RID", [r.rid for r in remaining], columns=("RID",)):

@@ -1,0 +1,113 @@
+"""Crash anywhere: a push subprocess SIGKILLed at every step boundary (and at random moments),
+then pushed to completion, leaves the catalog with exactly the expected rows and objects, each once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from syncsupport import KiB, catalog_rows, check_catalog, make_remote, populate, random_bytes, record_run
+
+from satchel import DerivaML
+
+SMALL_CHUNKS = {"chunked_threshold": 64 * KiB, "chunk_size": 32 * KiB}
+
+PUSH_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from satchel import DerivaML
+    sys.path.insert(0, os.environ["SYNC_SUPPORT"])
+    from syncsupport import make_remote
+    with DerivaML("localhost", "1", working_dir=sys.argv[1]) as ml, make_remote(sys.argv[2], sys.argv[3]) as remote:
+        result = ml.push(remote=remote, chunked_threshold=64 * 1024, chunk_size=32 * 1024, transfers=2)
+        print("OK" if result.ok else f"FAILED {result.failed}")
+    """
+)
+
+CRASH_POINTS = [
+    "push.after_terms",
+    "push.workflows.after_reserve",
+    "rows.Workflow.after_insert",
+    "push.after_workflows",
+    "push.executions.after_reserve",
+    "rows.Execution.after_insert",
+    "push.after_executions",
+    "objects.after_upload",
+    "objects.after_chunk#3",
+    "push.after_objects",
+    "push.assets.after_reserve",
+    "rows.Model.after_insert",
+    "push.after_assets",
+    "push.after_tags",
+    "push.after_links",
+    "push.after_updates",
+    "push.after_status",
+]
+
+
+def run_push(store: Path, server, env_extra: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent), **env_extra)
+    return subprocess.run(
+        [sys.executable, "-c", PUSH_SCRIPT, str(store), server.url, server.token],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_killed_at_a_step_boundary_then_completed(point, deriva_server, remote, tmp_path):
+    store = tmp_path / "store"
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        outputs = populate(ml)
+    crashed = run_push(store, deriva_server, {"SATCHEL_CRASH_AT": point})
+    assert crashed.returncode == -9, f"{point} was never reached: {crashed.stdout}{crashed.stderr}"
+    done = run_push(store, deriva_server, {})
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
+    check_catalog(remote, deriva_server, outputs)
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        assert ml.sync_plan().empty
+        assert ml.push(remote=remote, **SMALL_CHUNKS).bytes_sent == 0
+
+
+def test_killed_at_random_moments(deriva_server, remote, tmp_path):
+    """Kill the push after random delays, several times in a row, then let it finish."""
+    rng = random.Random(20261125)
+    store = tmp_path / "store"
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        outputs = populate(ml)
+    script = [sys.executable, "-c", PUSH_SCRIPT, str(store), deriva_server.url, deriva_server.token]
+    env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent))
+    for _ in range(6):
+        proc = subprocess.Popen(script, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.2, 1.2))
+        proc.kill()
+        proc.communicate(timeout=30)
+    done = run_push(store, deriva_server, {})
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
+    check_catalog(remote, deriva_server, outputs)
+
+
+def test_chunked_upload_resumes_without_resending_acknowledged_chunks(deriva_server, tmp_path):
+    store = tmp_path / "store"
+    data = random_bytes(10 * 32 * KiB + 5, 9)  # 11 chunks of 32 KiB
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        record_run(ml, {"large.bin": ("Model", data, [])})
+    crashed = run_push(store, deriva_server, {"SATCHEL_CRASH_AT": "objects.after_chunk#6"})
+    assert crashed.returncode == -9
+    sent_before = deriva_server.stats.bytes_received("PUT", "hatrac.chunk")
+    assert sent_before == 6 * 32 * KiB
+    done = run_push(store, deriva_server, {})
+    assert done.returncode == 0, done.stderr
+    total = deriva_server.stats.bytes_received("PUT", "hatrac.chunk")
+    assert total - len(data) <= 32 * KiB, f"sent {total} bytes in chunks for a {len(data)}-byte file"
+    with make_remote(deriva_server.url, deriva_server.token) as remote:
+        (row,) = catalog_rows(remote, "Model")
+        got = tmp_path / "got"
+        remote.hatrac.download(row["URL"], got, md5=hashlib.md5(data).hexdigest())
+        assert got.read_bytes() == data
