@@ -1,0 +1,54 @@
+"""Several machines pushing overlapping work into one catalog at once converge, with no duplicates."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+
+from syncsupport import catalog_rows, make_remote, random_bytes, record_run
+
+
+def test_three_stores_push_overlapping_content_at_once(deriva_server, new_store):
+    shared = {f"shared{i}.bin": ("Model", random_bytes(2000 + i, 100 + i), ["Model_File"]) for i in range(8)}
+    stores = []
+    for n in range(3):
+        ml = new_store(f"machine{n}")
+        own = {f"own{n}-{i}.png": ("Image", random_bytes(500, 10 * n + i), []) for i in range(4)}
+        record_run(ml, {**shared, **own})
+        stores.append(ml)
+    barrier = threading.Barrier(3)
+    results, errors = [None] * 3, []
+
+    def push(i: int) -> None:
+        try:
+            with make_remote(deriva_server.url, deriva_server.token) as remote:
+                barrier.wait(10)
+                results[i] = stores[i].push(remote=remote, transfers=2)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    with make_remote(deriva_server.url, deriva_server.token) as remote:
+        for i, ml in enumerate(stores):  # a second round settles anything a race left pending
+            if not results[i].ok:
+                assert ml.push(remote=remote).ok
+        models = catalog_rows(remote, "Model")
+        assert sorted(r["Filename"] for r in models) == sorted(shared), "one row per shared file"
+        assert len(catalog_rows(remote, "Image")) == 12
+        for r in models:
+            live = [v for v in deriva_server.app.hatrac.versions[r["URL"]] if not v.get("deleted")]
+            assert len(live) == 1, f"{r['URL']}: {len(live)} object versions"
+            assert r["MD5"] == hashlib.md5(shared[r["Filename"]][1]).hexdigest()
+        tags = Counter((t["Model"], t["Asset_Type"]) for t in catalog_rows(remote, "Model_Asset_Type"))
+        assert set(tags.values()) == {1} and len(tags) == 16
+        links = Counter((x["Model"], x["Execution"]) for x in catalog_rows(remote, "Model_Execution"))
+        assert set(links.values()) == {1} and len(links) == 24, "each machine's execution links every shared file"
+        for ml in stores:  # every store's RIDs now name the catalog's rows
+            for a in ml.find_assets("Model"):
+                assert a.rid in {r["RID"] for r in models}
