@@ -330,6 +330,7 @@ def machine_facts(data_dir: Path) -> dict[str, Any]:
         "blake3": getattr(blake3, "__version__", None),
         "satchel": getattr(satchel, "__version__", None) or _pkg_version("satchel"),
         "git_commit": _cmd(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        "git_src_modified": _cmd(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "migrations"]) != "",
         "md5sum": (_cmd(["md5sum", "--version"]) or "").splitlines()[0] if shutil.which("md5sum") else None,
     }
 
@@ -369,6 +370,12 @@ def fmt(x: float | None, unit: str = "") -> str:
     return f"{x:.3g}"
 
 
+def fmt_ratio(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3f}" if x < 10 else fmt(x)
+
+
 def _spread(d: dict[str, Any]) -> str:
     u = d.get("unit", "")
     return f"{fmt(d['median'], u)} [{fmt(d['min'], u)}–{fmt(d['max'], u)}]"
@@ -405,7 +412,7 @@ def render_table(doc: dict[str, Any]) -> str:
                 ratio = ref["ratio"]
                 lines.append(
                     f"    vs {ref['label'][:40]:<40} {_spread(ref):>28} {ref['unit']:<10} "
-                    f"ratio {fmt(ratio['median'])} [{fmt(ratio['min'])}–{fmt(ratio['max'])}]"
+                    f"ratio {fmt_ratio(ratio['median'])} [{fmt_ratio(ratio['min'])}–{fmt_ratio(ratio['max'])}]"
                 )
         for note in w["notes"]:
             lines.append(f"  note: {note}")
