@@ -94,6 +94,10 @@ settings = sa.Table(
 )
 
 
+#: bump when the tables above change; an emulator refuses a data dir of another format
+FORMAT = 1
+
+
 class State:
     """The database and the object directories of one emulator data dir."""
 
@@ -116,7 +120,17 @@ class State:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+        fresh = not sa.inspect(self.engine).has_table("settings")
         metadata.create_all(self.engine)
+        if fresh:
+            with self.begin() as conn:
+                self.set_setting(conn, "format", FORMAT)
+        else:
+            found = self.get_setting("format")
+            if found != FORMAT:
+                self.engine.dispose()
+                raise RuntimeError(f"the emulator state in {self.data_dir} has format {found!r}, this satchel "
+                                   f"writes {FORMAT}: use a new --data-dir or delete that one")
 
     @contextlib.contextmanager
     def begin(self):
