@@ -39,15 +39,3 @@ def test_server_remote_helper(deriva_server):
     with deriva_server.remote("reader") as r:
         assert r.whoami()["client"]["id"] == "reader"
 
-
-def test_state_of_another_format_is_refused(tmp_path):
-    import pytest
-
-    from satchel.testing.state import State
-
-    state = State(tmp_path / "emu")
-    with state.begin() as conn:
-        state.set_setting(conn, "format", 99)
-    state.close()
-    with pytest.raises(RuntimeError, match="format 99"):
-        State(tmp_path / "emu")
