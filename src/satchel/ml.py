@@ -615,9 +615,40 @@ class DerivaML:
             if own:
                 remote.close()
 
-    def sync(self, **kwargs: Any) -> Any:
-        """Push, then pull (the pull half arrives with the mirror: for now, sync is push)."""
-        return self.push(**kwargs)
+    def pull(
+        self, *, remote: Any = None, progress: Any = None, assets: Sequence[str] = (), tables: Sequence[str] = (),
+        executions: Sequence[str] = (), metadata: bool = True, transfers: int = 4,
+    ) -> Any:
+        """Mirror the catalog's metadata into the store; fetch the bytes of the assets, tables or
+        executions named (verified by MD5 into the cache), so they work offline afterwards."""
+        from satchel import sync
+
+        own = remote is None
+        remote = remote if remote is not None else self.connect()
+        try:
+            return sync.pull(self, remote, progress=progress, assets=list(assets), tables=list(tables),
+                             executions=list(executions), metadata=metadata, transfers=transfers)
+        finally:
+            if own:
+                remote.close()
+
+    def sync(self, *, remote: Any = None, progress: Any = None, retry_failed: bool = False, **options: Any) -> Any:
+        """Push local work, then pull the catalog's: one ``SyncResult`` for both."""
+        own = remote is None
+        remote = remote if remote is not None else self.connect()
+        try:
+            pushed = self.push(remote=remote, progress=progress, retry_failed=retry_failed, **options)
+            pulled = self.pull(remote=remote, progress=progress)
+            return pushed.merge(pulled)
+        finally:
+            if own:
+                remote.close()
+
+    def resolve(self, asset_rid: str, keep: str) -> int:
+        """Settle a description conflict: ``keep='local'`` or ``'remote'``. Returns how many were settled."""
+        from satchel.sync.puller import resolve_conflict
+
+        return resolve_conflict(self, asset_rid, keep)
 
     def sync_plan(self) -> Any:
         """What one push would send, from the journal alone (``--dry-run``)."""
@@ -654,6 +685,17 @@ class DerivaML:
         with read_transaction(self.store.engine) as conn:
             summary = q.unsynced_summary(conn)
             info = q.store_info(conn)
+        from satchel.sync.plan import make_plan
+        from satchel.sync.puller import open_conflicts
+
+        with read_transaction(self.store.engine) as conn:
+            summary["conflicts"] = open_conflicts(conn)
+            summary["in_flight_uploads"] = len(conn.execute(select(q.UploadJobRow.url)).all())
+            summary["failures"] = [
+                {"RID": r.remote_rid or r.rid, "table": r.asset_table, "reason": r.sync_error}
+                for r in conn.execute(select(AssetRow).where(AssetRow.sync_state == "failed").limit(100))
+            ]
+            summary["would_send"] = make_plan(conn).to_json()
         summary["store"] = str(self.store.root)
         summary["store_id"] = info.get("store_id")
         summary["remote"] = info.get("remote_url")

@@ -317,6 +317,32 @@ class ObjectCache:
                 f"{source} changed while satchel was capturing it; finish writing it, then commit again"
             )
 
+    def adopt(self, path: Path, *, expected_md5: str | None = None) -> Digest:
+        """Take a file satchel wrote itself (a verified download) into the cache by rename: no copy.
+
+        The file is hashed once (blake3 and MD5) and must match ``expected_md5``;
+        it must be on the cache's filesystem (download it into ``tmp_dir``).
+        """
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            digest = _hash_fd(fd, os.fstat(fd).st_size, None)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if expected_md5 is not None and digest.md5 != expected_md5.lower():
+            remove_quietly(path)
+            raise IntegrityError(f"downloaded bytes have MD5 {digest.md5}, expected {expected_md5}; fetch again")
+        os.chmod(path, 0o444)
+        final = self._object_name(digest)
+        if os.path.exists(final):
+            remove_quietly(path)
+        else:
+            os.replace(path, final)
+            fsync_dir(Path(final).parent)
+        self.index.record([(os.stat(final), digest, True)])
+        self.index.add_objects([digest])
+        return digest
+
     def ingest_stream(self, chunks: Iterable[bytes], *, expected_md5: str | None = None) -> Digest:
         """Store bytes arriving as chunks (e.g. a download), durably."""
         tmp = temp_name(self.tmp_dir)

@@ -19,7 +19,9 @@ COMMAND_MODULES = (
     "show",
     "verify",
     "push",
+    "pull",
     "sync",
+    "resolve",
     "remote",
     "server",
 )

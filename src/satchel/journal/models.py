@@ -223,6 +223,20 @@ class UploadJobRow(Base):
     updated_at: Mapped[str] = mapped_column(String(40))
 
 
+class ConflictRow(Base):
+    """A field changed both here and on the remote since the last sync: nothing is overwritten until resolved."""
+
+    __tablename__ = "conflicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    field: Mapped[str] = mapped_column(String(64))
+    local_value: Mapped[str | None] = mapped_column(Text)
+    remote_value: Mapped[str | None] = mapped_column(Text)
+    detected_at: Mapped[str] = mapped_column(String(40))
+    resolved_at: Mapped[str | None] = mapped_column(String(40))
+    resolution: Mapped[str | None] = mapped_column(String(16))  # local | remote
+
+
 class Change(Base):
     """The ordered outbox: one row per local mutation the remote must learn about."""
 

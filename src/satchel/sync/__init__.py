@@ -14,7 +14,7 @@ from satchel.journal import read_transaction
 from satchel.remote import Remote
 from satchel.sync.lock import sync_lock
 from satchel.sync.plan import PushPlan, make_plan
-from satchel.sync.push import Pusher
+from satchel.sync.pusher import Pusher
 from satchel.sync.result import PUSH_STEPS, Failure, ProgressEvent, SyncResult
 
 
@@ -38,6 +38,15 @@ def push(ml: Any, remote: Remote, *, retry_failed: bool = False, **options: Any)
         return Pusher(ml, remote, **options).run()
 
 
+def pull(ml: Any, remote: Remote, **options: Any) -> SyncResult:
+    """Mirror the catalog's metadata (and, if asked, bytes) into the store."""
+    from satchel.sync.puller import Puller
+
+    run_options = {k: options.pop(k) for k in ("metadata", "assets", "tables", "executions") if k in options}
+    with sync_lock(ml.store.root):
+        return Puller(ml, remote, **options).run(**run_options)
+
+
 def reset_failed(ml: Any) -> int:
     """Put failed items back in line (``--retry-failed``); returns how many."""
     from sqlalchemy import update
@@ -54,4 +63,4 @@ def reset_failed(ml: Any) -> int:
     return n
 
 
-__all__ = ["PUSH_STEPS", "Failure", "ProgressEvent", "PushPlan", "SyncResult", "plan", "push", "reset_failed"]
+__all__ = ["PUSH_STEPS", "Failure", "ProgressEvent", "PushPlan", "SyncResult", "plan", "pull", "push", "reset_failed"]

@@ -9,6 +9,7 @@ by foreign keys, as the protocol reference says, never by name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from satchel.mlschema import ML_SCHEMA
 from satchel.remote.model import AssetAssociations, CatalogModel, Table
@@ -81,3 +82,25 @@ class CatalogMap:
 
     def has_column(self, table: Table, column: str) -> bool:
         return column in table.columns
+
+
+def record_model(engine: Any, model: CatalogModel) -> None:
+    """Remember the catalog's asset tables: from now on, table names are checked offline against them."""
+    from sqlalchemy import select, update
+
+    from satchel.journal import queries as q
+    from satchel.journal import write_transaction
+    from satchel.journal.models import AssetTableDef
+    from satchel.store import now
+
+    standard = ("URL", "Filename", "Length", "MD5", "Description")
+    with write_transaction(engine) as conn:
+        for t in model.asset_tables():
+            cols = [c.name for c in t.user_columns if c.name not in standard]
+            if conn.execute(select(AssetTableDef.name).where(AssetTableDef.name == t.name)).scalar() is None:
+                conn.execute(AssetTableDef.__table__.insert().values(
+                    name=t.name, schema_name=t.schema, origin="model", metadata_columns=cols))
+            else:
+                conn.execute(update(AssetTableDef).where(AssetTableDef.name == t.name).values(
+                    schema_name=t.schema, origin="model", metadata_columns=cols))
+        q.set_store_info(conn, "model_pulled_at", now())

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from satchel import errors
 from satchel._crashpoints import crash_point
@@ -28,7 +28,7 @@ from satchel.journal import read_transaction, write_transaction
 from satchel.journal.models import (
     AssetLink,
     AssetRow,
-    AssetTableDef,
+    ConflictRow,
     AssetTag,
     Change,
     ExecutionRow,
@@ -41,7 +41,7 @@ from satchel.remote.model import Table
 from satchel.rid import is_provisional
 from satchel.status import Status
 from satchel.store import now
-from satchel.sync.mapping import AssetTarget, CatalogMap
+from satchel.sync.mapping import AssetTarget, CatalogMap, record_model
 from satchel.sync.objects import ObjectSender, ObjectToSend, Sent
 from satchel.sync.result import ProgressEvent, SyncResult
 from satchel.sync.rows import RowToInsert, insert_exactly_once
@@ -51,6 +51,9 @@ log = logging.getLogger("satchel.sync")
 Progress = Callable[[ProgressEvent], None]
 
 MiB = 1 << 20
+
+#: journal states of rows the catalog holds: pushed by us, or mirrored from it
+ON_REMOTE = ("synced", "remote")
 
 
 class Pusher:
@@ -95,27 +98,8 @@ class Pusher:
         self.progress(ProgressEvent(step, done, total, unit))
 
     def _record_model(self) -> None:
-        """Remember the catalog's asset tables: from now on, table names are checked offline too."""
         assert self.map is not None
-        tables = self.map.model.asset_tables()
-        at = now()
-        with write_transaction(self.engine) as conn:
-            for t in tables:
-                existing = conn.execute(select(AssetTableDef.name).where(AssetTableDef.name == t.name)).scalar()
-                cols = [c.name for c in t.user_columns if c.name not in ("URL", "Filename", "Length", "MD5", "Description")]
-                if existing is None:
-                    conn.execute(
-                        AssetTableDef.__table__.insert().values(
-                            name=t.name, schema_name=t.schema, origin="model", metadata_columns=cols
-                        )
-                    )
-                else:
-                    conn.execute(
-                        update(AssetTableDef).where(AssetTableDef.name == t.name).values(
-                            schema_name=t.schema, origin="model", metadata_columns=cols
-                        )
-                    )
-            q.set_store_info(conn, "model_pulled_at", at)
+        record_model(self.engine, self.map.model)
 
     # --- RIDs -----------------------------------------------------------------------
 
@@ -460,12 +444,12 @@ class Pusher:
             adds = conn.execute(
                 select(AssetTag.asset_id, AssetTag.term, AssetRow.remote_rid, AssetRow.asset_table)
                 .join(AssetRow, AssetRow.id == AssetTag.asset_id)
-                .where(AssetTag.sync_state == "local", AssetRow.sync_state == "synced")
+                .where(AssetTag.sync_state == "local", AssetRow.sync_state.in_(ON_REMOTE))
             ).all()
             removals = conn.execute(
                 select(Change.seq, Change.entity_id, Change.detail, AssetRow.remote_rid, AssetRow.asset_table)
                 .join(AssetRow, AssetRow.id == Change.entity_id)
-                .where(Change.state == "pending", Change.kind == "tag_remove", AssetRow.sync_state == "synced")
+                .where(Change.state == "pending", Change.kind == "tag_remove", AssetRow.sync_state.in_(ON_REMOTE))
             ).all()
             current = {(t.asset_id, t.term) for t in conn.execute(select(AssetTag.asset_id, AssetTag.term))} if removals else set()
         vocab = self.map.vocabulary("Asset_Type")
@@ -528,7 +512,7 @@ class Pusher:
                        ExecutionRow.remote_rid.label("exe_rid"))
                 .join(AssetRow, AssetRow.id == AssetLink.asset_id)
                 .join(ExecutionRow, ExecutionRow.id == AssetLink.execution_id)
-                .where(AssetLink.sync_state == "local", AssetRow.sync_state == "synced", ExecutionRow.sync_state == "synced")
+                .where(AssetLink.sync_state == "local", AssetRow.sync_state.in_(ON_REMOTE), ExecutionRow.sync_state.in_(ON_REMOTE))
             ).all()
         by_table: dict[str, list[Any]] = defaultdict(list)
         for r in rows:
@@ -564,19 +548,36 @@ class Pusher:
     # --- 8. description edits -------------------------------------------------------------------------------------
 
     def _push_updates(self) -> None:
+        """Description edits: only over the value we last knew the remote had; else a conflict, not an overwrite."""
         with read_transaction(self.engine) as conn:
             rows = conn.execute(
-                select(Change.seq, Change.entity_id, AssetRow.remote_rid, AssetRow.asset_table, AssetRow.description)
+                select(Change.seq, Change.entity_id, AssetRow.remote_rid, AssetRow.asset_table, AssetRow.description,
+                       AssetRow.remote_description)
                 .join(AssetRow, AssetRow.id == Change.entity_id)
-                .where(Change.state == "pending", Change.kind == "description", AssetRow.sync_state == "synced")
+                .where(Change.state == "pending", Change.kind == "description", AssetRow.sync_state.in_(ON_REMOTE))
                 .order_by(Change.seq)
             ).all()
+            conflicted = set(conn.execute(select(ConflictRow.asset_id).where(ConflictRow.resolved_at.is_(None))).scalars())
         latest: dict[int, Any] = {}
         for r in rows:
             latest[r.entity_id] = r  # only the current description matters
+        at = now()
         for asset_id, r in latest.items():
+            if asset_id in conflicted:
+                self.result.fail("descriptions", r.remote_rid, "conflict: resolve it with `satchel resolve`")
+                continue
             target = self._targets({r.asset_table})[r.asset_table]
             if isinstance(target, str):
+                continue
+            (current,) = self.catalog.lookup(target.schema, target.name, "RID", [r.remote_rid],
+                                             columns=("RID", "Description")) or [{"Description": r.remote_description}]
+            if current.get("Description") not in (r.remote_description, r.description):
+                with write_transaction(self.engine) as conn:
+                    conn.execute(insert(ConflictRow).values(
+                        asset_id=asset_id, field="Description", local_value=r.description,
+                        remote_value=current.get("Description"), detected_at=at))
+                self.result.fail("descriptions", r.remote_rid,
+                                 "changed on the server too: a conflict; resolve it with `satchel resolve`")
                 continue
             self.catalog.update(target.schema, target.name, [{"RID": r.remote_rid, "Description": r.description}])
             with write_transaction(self.engine) as conn:
@@ -595,7 +596,7 @@ class Pusher:
         with read_transaction(self.engine) as conn:
             rows = conn.execute(
                 select(ExecutionRow).where(
-                    ExecutionRow.sync_state == "synced",
+                    ExecutionRow.sync_state.in_(ON_REMOTE),
                     ExecutionRow.origin == "local",
                     (ExecutionRow.remote_status.is_(None)) | (ExecutionRow.remote_status != ExecutionRow.status),
                 )
@@ -621,7 +622,8 @@ class Pusher:
         with write_transaction(self.engine) as conn:
             candidates = conn.execute(
                 select(ExecutionRow.id, ExecutionRow.status).where(
-                    ExecutionRow.status == Status.Pending_Upload.value, ExecutionRow.sync_state == "synced"
+                    ExecutionRow.status == Status.Pending_Upload.value, ExecutionRow.sync_state == "synced",
+                    ExecutionRow.origin == "local",
                 )
             ).all()
             at = now()

@@ -27,11 +27,18 @@ class SyncResult:
     skipped: Counter = field(default_factory=Counter)
     failed: list[Failure] = field(default_factory=list)
     bytes_sent: int = 0
+    bytes_received: int = 0
     pulled: Counter = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def merge(self, other: SyncResult) -> SyncResult:
+        """This result and ``other`` (a push and the pull after it) as one."""
+        return SyncResult(self.done + other.done, self.skipped + other.skipped, self.failed + other.failed,
+                          self.bytes_sent + other.bytes_sent, self.bytes_received + other.bytes_received,
+                          self.pulled + other.pulled)
 
     def fail(self, step: str, rid: str, reason: str) -> None:
         self.failed.append(Failure(step, rid, reason))
@@ -43,6 +50,7 @@ class SyncResult:
             "skipped": dict(self.skipped),
             "failed": [{"step": f.step, "rid": f.rid, "reason": f.reason} for f in self.failed],
             "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
             "pulled": dict(self.pulled),
         }
 

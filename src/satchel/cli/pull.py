@@ -1,0 +1,48 @@
+"""``satchel pull``: mirror the catalog's metadata; fetch bytes for offline use."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from satchel.cli._common import emit_json, handle_errors, human_bytes, open_store, store_options
+from satchel.cli._progress import SyncBars
+
+
+def print_pull(console: Console, result) -> None:
+    pulled = ", ".join(f"{n} {k}" for k, n in result.pulled.items() if n) or "no changes"
+    console.print(f"pulled: {pulled}")
+    if result.done["bytes"] or result.skipped["bytes"]:
+        console.print(f"bytes: fetched {result.done['bytes']} objects ({human_bytes(result.bytes_received)}), "
+                      f"{result.skipped['bytes']} already here")
+    if result.pulled["conflicts"]:
+        console.print(f"[yellow]{result.pulled['conflicts']} conflict(s)[/yellow]: see `satchel status`, "
+                      "settle with `satchel resolve RID --keep local|remote`")
+
+
+@click.command("pull")
+@store_options
+@click.option("--asset", "assets", multiple=True, metavar="RID", help="Fetch this asset's bytes (repeatable).")
+@click.option("--table", "tables", multiple=True, metavar="TABLE", help="Fetch the bytes of every asset of this table.")
+@click.option("--execution", "executions", multiple=True, metavar="RID",
+              help="Fetch the bytes of this execution's inputs and outputs.")
+@click.option("--transfers", default=4, show_default=True, help="Downloads in parallel.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors
+def command(store, hostname, catalog_id, assets, tables, executions, transfers, as_json) -> None:
+    """Mirror catalog metadata (assets, tags, links, executions, vocabulary, model) into the store,
+    and fetch the bytes of the assets named, verified by MD5, so they work offline."""
+    console = Console(stderr=as_json)
+    with open_store(store, hostname, catalog_id) as ml:
+        with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
+            result = ml.pull(progress=bars, assets=assets, tables=tables, executions=executions, transfers=transfers)
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        print_pull(console, result)
+        for f in result.failed:
+            console.print(f"[red]failed[/red] {f.step} {f.rid}: {f.reason}")
+    if not result.ok:
+        sys.exit(7)

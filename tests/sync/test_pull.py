@@ -1,0 +1,145 @@
+"""Pull: another machine's work becomes visible offline; bytes prefetched; tags merge as sets; conflicts wait."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from syncsupport import catalog_rows, random_bytes, record_run
+
+from satchel import ObjectMissingError, UnknownAssetTableError
+
+
+@pytest.fixture
+def other_machine_pushed(new_store, remote):
+    """Work pushed by another store; returns its RIDs by file name (server RIDs)."""
+    other = new_store("other")
+    other.add_term("Asset_Type", "Mask", description="segmentation masks")
+    _, rids = record_run(other, {
+        "mask.png": ("Image", random_bytes(700, 1), ["Mask"]),
+        "weights.bin": ("Model", random_bytes(2000, 2), ["Model_File"]),
+    })
+    assert other.push(remote=remote).ok
+    return {name: other.lookup_asset(rid).rid for name, rid in rids.items()}
+
+
+def test_pull_mirrors_metadata_for_offline_lookups(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    result = ml.pull(remote=remote)
+    assert result.ok and result.pulled["assets"] == 2
+    mask = ml.lookup_asset(other_machine_pushed["mask.png"])
+    assert mask.asset_table == "Image" and mask.length == 700 and mask.synced
+    assert mask.asset_types == ["Mask", "Output_File"]
+    assert [e.asset_role for e in mask.executions] == ["Output"]
+    assert [a.rid for a in ml.find_assets(asset_type="Mask")] == [mask.rid]
+    assert {a.filename for a in ml.list_assets("Model")} == {"weights.bin"}
+    # tables and terms are now checked offline against the catalog
+    assert "Mask" in {t.name for t in ml.list_vocabulary_terms("Asset_Type")}
+    exe = ml.create_execution()
+    with exe:
+        with pytest.raises(UnknownAssetTableError, match="Imgae.*known asset tables"):
+            exe.asset_file_path("Imgae", "x.png")
+        exe.asset_file_path("Image", "mine.png", asset_types=["Mask"]).write_bytes(b"mine")
+    exe.commit_output_assets()
+    # nothing to send for what was pulled; our own work is what waits
+    assert ml.sync_plan().assets == 1
+
+
+def test_a_second_pull_reads_only_what_changed(new_store, remote, deriva_server, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    deriva_server.stats.reset()
+    again = ml.pull(remote=remote)
+    assert again.pulled["assets"] <= 2, "only the overlap window is read again"
+    assert not {k for k in deriva_server.stats.snapshot() if k[0] != "GET"}
+
+
+def test_prefetch_then_download_offline_and_no_refetch(new_store, remote, deriva_server, other_machine_pushed, tmp_path):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["weights.bin"]
+    reader = ml.create_execution()
+    with pytest.raises(ObjectMissingError, match=f"satchel pull --asset {rid}"):
+        reader.download_asset(rid, tmp_path / "in")
+    result = ml.pull(remote=remote, assets=[rid])
+    assert result.done["bytes"] == 1 and result.bytes_received == 2000
+    got = reader.download_asset(rid, tmp_path / "in")
+    assert hashlib.md5(got.read_bytes()).hexdigest() == ml.lookup_asset(rid).md5
+    deriva_server.stats.reset()
+    again = ml.pull(remote=remote, assets=[rid], metadata=False)
+    assert again.skipped["bytes"] == 1 and deriva_server.stats.requests("GET", "hatrac.object") == 0
+    # the Input link reaches the catalog at the next push
+    assert ml.push(remote=remote).ok
+    roles = sorted(r["Asset_Role"] for r in catalog_rows(remote, "Model_Execution"))
+    assert roles == ["Input", "Output"]
+
+
+def test_prefetch_by_table_and_execution(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    assert ml.pull(remote=remote, tables=["Image"], metadata=False).done["bytes"] == 1
+    producer = ml.lookup_asset(other_machine_pushed["weights.bin"]).execution_rid
+    assert ml.pull(remote=remote, executions=[producer], metadata=False).done["bytes"] == 1
+
+
+def test_tags_merge_as_sets(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["mask.png"]
+    ml.add_term("Asset_Type", "Reviewed", description="reviewed")
+    ml.update_asset(rid, asset_types=["Reviewed"])  # here: remove Mask, add Reviewed
+    remote.catalog.insert("test-schema", "Image_Asset_Type", [{"Image": rid, "Asset_Type": "Notebook_Output"}])
+    result = ml.sync(remote=remote)  # there: someone added Notebook_Output meanwhile
+    assert result.ok, result.failed
+    remote_tags = {r["Asset_Type"] for r in catalog_rows(remote, "Image_Asset_Type")}
+    assert remote_tags == {"Reviewed", "Output_File", "Notebook_Output"}
+    assert set(ml.lookup_asset(rid).asset_types) == remote_tags
+
+
+def test_description_changed_on_both_sides_is_a_conflict(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["weights.bin"]
+    ml.update_asset(rid, description="ours")
+    remote.catalog.update("test-schema", "Model", [{"RID": rid, "Description": "theirs"}])
+    result = ml.sync(remote=remote)
+    assert any("conflict" in f.reason for f in result.failed)
+    (conflict,) = ml.status()["conflicts"]
+    assert (conflict["RID"], conflict["local"], conflict["remote"]) == (rid, "ours", "theirs")
+    assert catalog_rows(remote, "Model")[0]["Description"] == "theirs", "nothing silently overwritten"
+    assert ml.lookup_asset(rid).description == "ours"
+    ml.resolve(rid, keep="local")
+    assert ml.sync(remote=remote).ok
+    assert catalog_rows(remote, "Model")[0]["Description"] == "ours"
+    assert ml.status()["conflicts"] == []
+
+
+def test_keep_remote_takes_theirs(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["weights.bin"]
+    ml.update_asset(rid, description="ours")
+    remote.catalog.update("test-schema", "Model", [{"RID": rid, "Description": "theirs"}])
+    ml.pull(remote=remote)
+    assert len(ml.status()["conflicts"]) == 1
+    ml.resolve(rid, keep="remote")
+    assert ml.lookup_asset(rid).description == "theirs"
+    assert ml.sync(remote=remote).ok and ml.sync_plan().descriptions == 0
+
+
+def test_a_remote_only_description_change_is_taken(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["mask.png"]
+    remote.catalog.update("test-schema", "Image", [{"RID": rid, "Description": "annotated upstream"}])
+    ml.pull(remote=remote)
+    assert ml.lookup_asset(rid).description == "annotated upstream"
+
+
+def test_same_bytes_pushed_elsewhere_first_is_adopted_by_pull(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    _, rids = record_run(ml, {"weights.bin": ("Model", random_bytes(2000, 2), ["Model_File"])})
+    ml.pull(remote=remote)
+    assert ml.lookup_asset(rids["weights.bin"]).rid == other_machine_pushed["weights.bin"]
+    assert ml.push(remote=remote).ok
+    assert len(catalog_rows(remote, "Model")) == 1
