@@ -37,3 +37,18 @@ def command(store, hostname, catalog_id, as_json: bool) -> None:
     by_status = status["executions_by_status"]
     if by_status:
         console.print("executions by status: " + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
+    if status["in_flight_uploads"]:
+        console.print(f"in flight: {status['in_flight_uploads']} chunked upload(s); the next push resumes them")
+    for f in status["failures"]:
+        console.print(f"[red]failed[/red] {f['table']} {f['RID']}: {f['reason']}  (retry: satchel push --retry-failed)")
+    for c in status["conflicts"]:
+        console.print(
+            f"[yellow]conflict[/yellow] {c['RID']} {c['field']}: here {c['local']!r}, remote {c['remote']!r}  "
+            f"(settle: satchel resolve {c['RID']} --keep local|remote)"
+        )
+    from satchel.sync.plan import PushPlan
+
+    plan = PushPlan(**{k: v for k, v in status["would_send"].items() if k in PushPlan.__dataclass_fields__})
+    console.print("one sync would send:")
+    for line in plan.describe():
+        console.print(line)

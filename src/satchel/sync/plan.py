@@ -47,7 +47,7 @@ class PushPlan:
             ("vocabulary terms to add", self.terms),
             ("workflows to insert", self.workflows),
             ("executions to insert", self.executions),
-            (f"objects to upload (up to {self.object_bytes} bytes; none already there)", self.objects),
+            (f"objects to upload ({self.object_bytes:,} bytes at most: none the server has already)", self.objects),
             ("asset rows to insert", self.assets),
             ("tags to add", self.tags),
             ("tags to remove", self.tag_removals),
