@@ -93,33 +93,31 @@ class Puller:
 
     # --- incremental reads ----------------------------------------------------------------------
 
-    def _changed(self, table: Table) -> Iterable[dict]:
-        """Rows changed since the last pull of ``table`` (minus the overlap); advances the watermark."""
+    def _pages(self, table: Table, size: int = 1000) -> Iterable[list[dict]]:
+        """Pages of rows changed since the last pull of ``table`` (minus the overlap window).
+
+        The watermark advances only when the caller comes back for more after
+        the last page, i.e. after it has written every page: a crash re-reads.
+        """
         key = f"pull:{table.schema}:{table.name}"
         with read_transaction(self.engine) as conn:
             mark = q.store_info(conn).get(key)
-        since = None
-        if mark:
-            since = (datetime.fromisoformat(mark) - self.overlap).isoformat()
+        since = (datetime.fromisoformat(mark) - self.overlap).isoformat() if mark else None
         newest = mark
+        page: list[dict] = []
         for row in self.catalog.changed_since(table.schema, table.name, since):
             rmt = row.get("RMT")
             if rmt and (newest is None or datetime.fromisoformat(rmt) > datetime.fromisoformat(newest)):
                 newest = rmt
-            yield row
-        if newest and newest != mark:
-            with write_transaction(self.engine) as conn:
-                q.set_store_info(conn, key, newest)
-
-    def _pages(self, table: Table, size: int = 1000) -> Iterable[list[dict]]:
-        page: list[dict] = []
-        for row in self._changed(table):
             page.append(row)
             if len(page) >= size:
                 yield page
                 page = []
         if page:
             yield page
+        if newest and newest != mark:
+            with write_transaction(self.engine) as conn:
+                q.set_store_info(conn, key, newest)
 
     # --- vocabularies, workflows, executions --------------------------------------------------------
 
