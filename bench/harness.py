@@ -38,23 +38,6 @@ def clock() -> float:
     return time.perf_counter()
 
 
-@contextlib.contextmanager
-def stopwatch() -> Iterator[list[float]]:
-    """``with stopwatch() as t: ...`` then ``t[0]`` is the elapsed seconds."""
-    out: list[float] = []
-    start = time.perf_counter()
-    try:
-        yield out
-    finally:
-        out.append(time.perf_counter() - start)
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def run_timed(cmd: list[str], **kwargs: Any) -> float:
     """Seconds taken by a subprocess (which must succeed)."""
     start = time.perf_counter()
@@ -171,10 +154,6 @@ class Series:
         if self.seconds:
             out["seconds"] = {**summary(self.seconds), "values": self.seconds}
         return out
-
-
-def rate(label: str, unit: str = "files/s") -> Series:
-    return Series(label, unit)
 
 
 @dataclass
