@@ -200,8 +200,11 @@ class Puller:
             with write_transaction(self.engine) as conn:
                 by_rid = {r.remote_rid: r for r in conn.execute(
                     select(AssetRow).where(AssetRow.remote_rid.in_([p["RID"] for p in page]))).all()}
+                # not yet in the catalog under our RID (none yet, or one reserved by a push that never
+                # inserted): the catalog's row for the same URL is ours to adopt
                 by_url = {r.url: r for r in conn.execute(
-                    select(AssetRow).where(AssetRow.asset_table == target.name, AssetRow.remote_rid.is_(None),
+                    select(AssetRow).where(AssetRow.asset_table == target.name,
+                                           AssetRow.remote_rid.is_(None) | (AssetRow.sync_state == "local"),
                                            AssetRow.url.in_([p["URL"] for p in page]))).all()}
                 pending_desc = {row.entity_id for row in conn.execute(
                     select(Change.entity_id).where(Change.state == "pending", Change.kind == "description"))}

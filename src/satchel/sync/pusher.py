@@ -44,7 +44,7 @@ from satchel.store import now
 from satchel.sync.mapping import AssetTarget, CatalogMap, record_model
 from satchel.sync.objects import ObjectSender, ObjectToSend, Sent
 from satchel.sync.result import ProgressEvent, SyncResult
-from satchel.sync.rows import RowToInsert, insert_exactly_once
+from satchel.sync.rows import InsertOutcome, RowToInsert, insert_by_key, insert_exactly_once
 
 log = logging.getLogger("satchel.sync")
 
@@ -86,12 +86,17 @@ class Pusher:
     # --- the whole push ---------------------------------------------------------------
 
     def run(self) -> SyncResult:
+        features = self.catalog.discover().get("features") or {}
+        self.leases = bool(features.get("rid_lease"))
+        if not self.leases:
+            log.info("%s has no RID leases: rows are matched by natural keys and markers", self.remote)
         self.map = CatalogMap(self.catalog.model())
         self._record_model()
         for step in ("terms", "workflows", "executions", "objects", "assets", "tags", "links", "updates", "status"):
             getattr(self, f"_push_{step}")()
             crash_point(f"push.after_{step}")
-        self._refill_rid_pool()
+        if self.leases:
+            self._refill_rid_pool()
         return self.result
 
     def _emit(self, step: str, done: int, total: int, unit: str = "items") -> None:
@@ -130,6 +135,45 @@ class Pusher:
                     conn.execute(update(model).where(model.id == row_id).values(remote_rid=rid))
         crash_point(f"push.{kind}.after_reserve")
         return out
+
+    def _insert_marked(self, model: Any, table: Table, rows: list[Any], marker_column: str,
+                       body: Callable[[Any], dict[str, Any]]) -> InsertOutcome:
+        """Without leases: insert rows carrying a unique marker in ``marker_column`` (a field satchel manages),
+        find them by it, record their RIDs, then put the real value back.
+
+        The RID is written to the journal before the marker is cleared, so a
+        crash at any point is resolved by RID or by marker, never by a second insert.
+        """
+        known = [r for r in rows if r.remote_rid]
+        fresh = [r for r in rows if not r.remote_rid]
+        outcome = InsertOutcome()
+        if known:  # found by marker in an earlier run: confirm by RID
+            for row in self.catalog.lookup(table.schema, table.name, "RID", [r.remote_rid for r in known], columns=("RID",)):
+                outcome.present[next(r.id for r in known if r.remote_rid == row["RID"])] = row["RID"]
+        items = []
+        for r in fresh:
+            values = {k: v for k, v in body(r).items() if k in table.columns}
+            values[marker_column] = f"satchel-pending:{self.store.store_id}:{r.rid}"
+            items.append(RowToInsert(r.id, "", values))
+        found = insert_by_key(self.catalog, table, items, marker_column, unique=False)
+        if found.present:
+            with write_transaction(self.engine) as conn:
+                for row_id, rid in found.present.items():
+                    conn.execute(update(model).where(model.id == row_id).values(remote_rid=rid))
+        crash_point(f"push.{table.name}.after_marker_found")
+        outcome.present.update(found.present)
+        outcome.refused.update(found.refused)
+        outcome.unknown |= found.unknown
+        by_id = {r.id: r for r in rows}
+        real = [{"RID": rid, marker_column: getattr(by_id[k], marker_column.lower(), None)}
+                for k, rid in outcome.present.items()]
+        if real and marker_column != "Status_Detail":  # executions: the status step writes Status_Detail
+            self.catalog.update(table.schema, table.name, real, columns=[marker_column])
+        if marker_column == "Status_Detail" and outcome.present:
+            with write_transaction(self.engine) as conn:
+                for k in outcome.present:
+                    conn.execute(update(model).where(model.id == k).values(remote_status=None))
+        return outcome
 
     def _refill_rid_pool(self) -> None:
         """Keep RIDs in hand so executions and assets created offline get their final RID at once."""
@@ -242,7 +286,8 @@ class Pusher:
         # deriva-ml reuses a workflow with the same checksum (or URL): so do we, before leasing a RID
         adopt: dict[int, str] = {}
         for column, attr in (("Checksum", "checksum"), ("URL", "url")):
-            want = {getattr(r, attr): r for r in rows if getattr(r, attr) and r.id not in adopt and not r.remote_rid}
+            # a RID reserved by an earlier push that never inserted does not stop adoption (else: two rows)
+            want = {getattr(r, attr): r for r in rows if getattr(r, attr) and r.id not in adopt}
             if want and column in table.columns:
                 for found in self.catalog.lookup(table.schema, table.name, column, list(want), columns=("RID", column)):
                     adopt[want[found[column]].id] = found["RID"]
@@ -253,13 +298,18 @@ class Pusher:
                 _changes_done(conn, "workflow", list(adopt), now())
             self.result.skipped["workflows"] += len(adopt)
         rows = [r for r in rows if r.id not in adopt]
-        rids = self._reserve(WorkflowRow, "workflows", rows)
-        items = []
-        for r in rows:
-            body = {"RID": rids[r.id], "Name": r.name, "Description": r.description, "URL": r.url,
-                    "Checksum": r.checksum, "Version": r.version}
-            items.append(RowToInsert(r.id, rids[r.id], {k: v for k, v in body.items() if k in table.columns}))
-        outcome = insert_exactly_once(self.catalog, table, items)
+        if not self.leases:
+            outcome = self._insert_marked(WorkflowRow, table, rows, "Checksum", lambda r: {
+                "Name": r.name, "Description": r.description, "URL": r.url, "Version": r.version,
+                "Checksum": r.checksum})
+        else:
+            rids = self._reserve(WorkflowRow, "workflows", rows)
+            items = []
+            for r in rows:
+                body = {"RID": rids[r.id], "Name": r.name, "Description": r.description, "URL": r.url,
+                        "Checksum": r.checksum, "Version": r.version}
+                items.append(RowToInsert(r.id, rids[r.id], {k: v for k, v in body.items() if k in table.columns}))
+            outcome = insert_exactly_once(self.catalog, table, items)
         self._mark(WorkflowRow, "workflows", outcome, {r.id: r.rid for r in rows}, "workflow")
         self._workflow_types([r for r in rows if r.id in outcome.present], outcome.present)
         self._emit("workflows", len(rows), len(rows))
@@ -300,17 +350,22 @@ class Pusher:
             self.result.fail("executions", r.rid, "waiting for its workflow to reach the remote; the next sync retries")
         rows = [r for r in rows if r not in blocked]
         table = self.map.ml_table("Execution")
-        rids = self._reserve(ExecutionRow, "executions", rows)
-        items = []
-        for r in rows:
-            body = {"RID": rids[r.id], "Workflow": r.workflow_remote_rid, "Description": r.description,
-                    "Status": r.status, "Status_Detail": r.status_detail, **self._durations(table, r)}
-            items.append(RowToInsert(r.id, rids[r.id], {k: v for k, v in body.items() if k in table.columns}))
-        outcome = insert_exactly_once(self.catalog, table, items)
-        with write_transaction(self.engine) as conn:  # the remote now has the status it was inserted with
+        if not self.leases:  # the status step rewrites Status_Detail (our marker) with the real value
+            outcome = self._insert_marked(ExecutionRow, table, rows, "Status_Detail", lambda r: {
+                "Workflow": r.workflow_remote_rid, "Description": r.description, "Status": r.status,
+                **self._durations(table, r)})
+        else:
+            rids = self._reserve(ExecutionRow, "executions", rows)
+            items = []
             for r in rows:
-                if r.id in outcome.present:
-                    conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(remote_status=r.status))
+                body = {"RID": rids[r.id], "Workflow": r.workflow_remote_rid, "Description": r.description,
+                        "Status": r.status, "Status_Detail": r.status_detail, **self._durations(table, r)}
+                items.append(RowToInsert(r.id, rids[r.id], {k: v for k, v in body.items() if k in table.columns}))
+            outcome = insert_exactly_once(self.catalog, table, items)
+            with write_transaction(self.engine) as conn:  # the remote now has the status it was inserted with
+                for r in rows:
+                    if r.id in outcome.present:
+                        conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(remote_status=r.status))
         self._mark(ExecutionRow, "executions", outcome, {r.id: r.rid for r in rows}, "execution")
         self._emit("executions", len(rows), len(rows))
 
@@ -418,7 +473,7 @@ class Pusher:
                     "add the columns on the server, or fix the metadata, then sync with --retry-failed",
                 )
             group = [r for r in group if not unknown_cols[r.id]]
-            rids = self._reserve(AssetRow, "assets", group)
+            rids = self._reserve(AssetRow, "assets", group) if self.leases else {r.id: "" for r in group}
             items = [
                 RowToInsert(r.id, rids[r.id], {
                     "RID": rids[r.id], "URL": r.url, "Filename": r.filename, "Length": r.length, "MD5": r.md5,
@@ -427,7 +482,10 @@ class Pusher:
                 })
                 for r in group
             ]
-            outcome = insert_exactly_once(self.catalog, target.table, items, natural_key="URL")
+            if self.leases:
+                outcome = insert_exactly_once(self.catalog, target.table, items, natural_key="URL")
+            else:
+                outcome = insert_by_key(self.catalog, target.table, items, "URL", unique=True)
             self._mark(AssetRow, "assets", outcome, {r.id: r.rid for r in group}, "asset")
             with write_transaction(self.engine) as conn:  # conflict detection starts from what we sent
                 for r in group:

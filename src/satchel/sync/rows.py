@@ -97,3 +97,49 @@ def _insert(
         # other statuses (5xx after retries): the outcome is unknown; reading back decides
     except errors.RemoteError:
         pass  # transport trouble: reading back decides
+
+
+def insert_by_key(
+    catalog: CatalogClient, table: Table, rows: Sequence[RowToInsert], key_column: str, *, unique: bool
+) -> InsertOutcome:
+    """Insert rows whose identity is ``body[key_column]`` (no leased RID): for servers without leases.
+
+    The key is a natural key the catalog enforces (``unique``: an asset's URL)
+    or a correlation marker only we write. Whatever happens, the catalog is
+    then asked by key: the RID found there is the row's.
+    """
+    out = InsertOutcome()
+    if not rows:
+        return out
+    wanted = {r.body[key_column]: r for r in rows}
+
+    def read_back(keys: list[Any]) -> None:
+        for row in catalog.lookup(table.schema, table.name, key_column, keys, columns=("RID", key_column)):
+            r = wanted.get(row[key_column])
+            if r is not None and r.key not in out.present:
+                out.present[r.key] = row["RID"]
+
+    read_back(list(wanted))
+    todo = [r for r in rows if r.key not in out.present]
+    if todo:
+        bodies = [{k: v for k, v in r.body.items() if k != "RID"} for r in todo]
+        try:
+            catalog.insert(table.schema, table.name, bodies, on_conflict_skip=unique)
+        except errors.AuthenticationError:
+            raise
+        except errors.RemoteStatusError as exc:
+            if exc.status in (400, 403, 409) and len(todo) == 1:
+                out.refused[todo[0].key] = str(exc)
+            elif exc.status in (400, 403, 409):
+                sub = [insert_by_key(catalog, table, [r], key_column, unique=unique) for r in todo]
+                for s in sub:
+                    out.present.update(s.present)
+                    out.refused.update(s.refused)
+        except errors.RemoteError:
+            pass  # reading back decides
+        crash_point(f"rows.{table.name}.after_insert")
+        read_back([r.body[key_column] for r in todo if r.key not in out.present and r.key not in out.refused])
+    for r in rows:
+        if r.key not in out.present and r.key not in out.refused:
+            out.unknown.add(r.key)
+    return out

@@ -62,8 +62,10 @@ class Ermrest(Writes):
     """The ``/ermrest`` service over the catalogs held in ``state``."""
 
     def __init__(self, state: S.State, lock: threading.RLock, *, admin_ids: list[str], writer_ids: list[str],
-                 request_timeout: float | None = 15.0):
+                 request_timeout: float | None = 15.0, rid_lease: bool = True):
         self.state = state
+        # rid_lease=False plays a server from before RID leases: no feature, no lease table to write
+        self.features = dict(FEATURES, rid_lease=rid_lease)
         self.lock = lock
         self.request_timeout = request_timeout  # ERMrest's request_timeout_s: over it, 400 and rollback
         self.admin_ids = admin_ids
@@ -195,7 +197,7 @@ class Ermrest(Writes):
         if req.raw_path in ("/ermrest", "/ermrest/"):
             if req.method != "GET":
                 raise HTTPError(405, "Method not allowed.")
-            return Response.json(200, {"version": "0.5.0", "features": FEATURES})
+            return Response.json(200, {"version": "0.5.0", "features": self.features})
         if len(parts) < 3 or parts[2] != "catalog":
             raise HTTPError(404, f"Resource not found. Detail: {req.raw_path}")
         if len(parts) == 3 or (len(parts) == 4 and parts[3] == ""):
@@ -278,7 +280,7 @@ class Ermrest(Writes):
             return Response.json(200, {
                 "id": cat.id, "rights": rights, "acls": cat.acls,
                 "snaptime": encode_time(req.snapshot) if req.snapshot else cat.snaptime,
-                "annotations": cat.annotations, "features": FEATURES, "is_persistent": True,
+                "annotations": cat.annotations, "features": self.features, "is_persistent": True,
             })
         if req.method == "DELETE":
             self._require_owner(req, cat)
@@ -307,7 +309,7 @@ class Ermrest(Writes):
                     return Response.json(200, {
                         "snaptime": cat.snaptime, "annotations": cat.annotations, "rights": {
                             "owner": rights["owner"], "create": rights["owner"]},
-                        "features": FEATURES, "acls": cat.acls,
+                        "features": self.features, "acls": cat.acls,
                         "schemas": {n: render_schema(s, rights) for n, s in cat.model.schemas.items()},
                     })
                 sdoc = cat.model.schemas.get(segs[0])

@@ -32,6 +32,9 @@ class Writes:
     """The write half of the ERMrest service."""
 
     def _post_entity(self, req: Request, cat: Catalog, info: TableInfo, td: TableData) -> Response:
+        if (info.schema, info.name) == LEASE and not self.features.get("rid_lease", True):
+            raise HTTPError(409, "Request conflicts with state of server. Detail: Table ERMrest_RID_Lease does not "
+                                 "exist in schema public.")
         self._require(req, cat, info, "insert")
         onconflict = req.arg("onconflict") or "abort"
         if onconflict not in ("skip", "abort"):

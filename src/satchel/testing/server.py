@@ -62,7 +62,7 @@ class Emulator:
     """The WSGI-less application: identity, then ERMrest, Hatrac or authn."""
 
     def __init__(self, data_dir: Path, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 compressed_types=COMPRESSED_TYPES, request_timeout: float | None = 15.0):
+                 compressed_types=COMPRESSED_TYPES, request_timeout: float | None = 15.0, rid_lease: bool = True):
         self.lock = threading.RLock()
         self.state = State(data_dir)
         self.authn = Authn(self.state, self.lock)
@@ -72,7 +72,7 @@ class Emulator:
             READER: self.authn.ensure_user(READER, [], password="reader-password"),
         }
         self.ermrest = Ermrest(self.state, self.lock, admin_ids=[ADMIN], writer_ids=[WRITER],
-                               request_timeout=request_timeout)
+                               request_timeout=request_timeout, rid_lease=rid_lease)
         self.hatrac = Hatrac(self.state, self.lock, writers={WRITER}, admins={ADMIN, "admin"},
                              max_payload=max_payload, compressed_types=compressed_types)
         # a deployment's namespaces for the asset tables, where writers may create objects
@@ -126,8 +126,9 @@ class DerivaServer:
 
     def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  max_payload: int = DEFAULT_MAX_PAYLOAD, compressed_types=COMPRESSED_TYPES,
-                 request_timeout: float | None = 15.0):
+                 request_timeout: float | None = 15.0, rid_lease: bool = True):
         self._tmp = None
+        self.rid_lease = rid_lease
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="satchel-emulator-")
             data_dir = self._tmp.name
@@ -147,7 +148,7 @@ class DerivaServer:
         if self._httpd is not None:
             return self
         self.app = Emulator(self.data_dir, max_payload=self._max_payload, compressed_types=self._compressed_types,
-                            request_timeout=self.request_timeout)
+                            request_timeout=self.request_timeout, rid_lease=self.rid_lease)
         try:
             self._httpd = EmulatorHTTPServer((self._host, self._port), self.app, classify)
         except BaseException:
