@@ -451,14 +451,17 @@ class Execution:
         ml = self._ml
         placed = ml._place_assets(list(asset_rids), Path(dest_dir))
         ids = [p.asset_id for p in placed]
-        with write_transaction(ml.store.engine) if update_catalog and not self.dry_run else read_transaction(
-            ml.store.engine
-        ) as conn:
-            if update_catalog and not self.dry_run and placed:
-                at = now()
+        record = update_catalog and not self.dry_run and bool(placed)
+        with read_transaction(ml.store.engine) as conn:
+            tags = q.tags_by_asset(conn, ids)
+            linked = {a for a, _ in q.present_links(conn, ids, self._id)} if record else set()
+        # the write lock only when something is missing: a repeated download records nothing new
+        if record and any(i not in linked or INPUT_FILE not in tags.get(i, ()) for i in ids):
+            at = now()
+            with write_transaction(ml.store.engine) as conn:
                 q.add_links(conn, [(i, self._id, "Input") for i in ids], at)
                 q.add_tags(conn, [(i, INPUT_FILE) for i in ids], at)
-            tags = q.tags_by_asset(conn, ids)
+                tags = q.tags_by_asset(conn, ids)
         return [
             AssetFilePath(
                 p.dest,

@@ -551,17 +551,18 @@ class DerivaML:
                     f"assets {names[dest]} and {shown} both have the file name {name!r}; download them "
                     f"into separate directories (e.g. dest_dir / rid)"
                 )
-            if row.blake3 and cache.has(row.blake3):
-                digest = Digest(row.blake3, row.md5, row.length)
-            else:
-                digest = self._digest_for(self.lookup_asset(shown))
-            plan.append(Placed(row.id, shown, row, digest, dest))
+            digest = Digest(row.blake3, row.md5, row.length) if row.blake3 else None
+            placed = Placed(row.id, shown, row, digest, dest)  # type: ignore[arg-type]
+            placed.skipped = digest is not None and cache.file_matches(dest, digest)
+            plan.append(placed)
+        for p in plan:  # every object a file still needs must be here before anything is written
+            if not p.skipped and (p.digest is None or not cache.has(p.digest)):
+                p.digest = self._digest_for(self.lookup_asset(p.rid))
         dest_dir.mkdir(parents=True, exist_ok=True)
         batch = len(plan) > 1  # one filesystem sync for the batch instead of an fsync per file
         exported = False
         for p in plan:
-            if cache.file_matches(p.dest, p.digest):
-                p.skipped = True
+            if p.skipped:
                 continue
             if os.path.lexists(p.dest):
                 try:

@@ -107,6 +107,7 @@ def test_a_failing_migration_rolls_back_all_pending_ones(tmp_path: Path, monkeyp
     path = tmp_path / "journal.db"
     upgrade_to(path, head)
     monkeypatch.setattr(migrate, "migrations_dir", lambda: scripts)
+    monkeypatch.setattr(migrate, "LATEST", "0901_bad")
     engine = make_engine(path)
     with pytest.raises(Exception, match="no_such_table"):
         migrate.upgrade(engine)
@@ -129,3 +130,7 @@ def test_migrations_can_run_by_hand_with_alembic(tmp_path: Path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == migrate.head_revision()
     engine.dispose()
+
+
+def test_latest_constant_is_the_head_of_migrations():
+    assert migrate.LATEST == migrate.script_directory().get_current_head()

@@ -66,7 +66,7 @@ class VocabularyTerm(Base):
     synonyms: Mapped[list[str]] = mapped_column(JSON, default=list)
     remote_rid: Mapped[str | None] = mapped_column(String(64))
     origin: Mapped[str] = mapped_column(String(16))  # builtin | remote | local
-    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
     sync_error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -82,7 +82,7 @@ class WorkflowRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     workflow_type: Mapped[str | None] = mapped_column(String(200))
     origin: Mapped[str] = mapped_column(String(16), default="local")
-    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
     sync_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[str] = mapped_column(String(40))
 
@@ -104,7 +104,7 @@ class ExecutionRow(Base):
     execution_duration: Mapped[float | None] = mapped_column(Float)
     commit_time: Mapped[str | None] = mapped_column(String(40))
     origin: Mapped[str] = mapped_column(String(16), default="local")
-    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
     sync_error: Mapped[str | None] = mapped_column(Text)
     # the status the remote was last told; differs from status while an update is pending
     remote_status: Mapped[str | None] = mapped_column(String(32))
@@ -161,7 +161,7 @@ class AssetRow(Base):
     asset_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[str] = mapped_column(String(40))
     origin: Mapped[str] = mapped_column(String(16), default="local")
-    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
     sync_error: Mapped[str | None] = mapped_column(Text)
     # the description the remote had at the last pull or push (conflict detection)
     remote_description: Mapped[str | None] = mapped_column(Text)
@@ -176,7 +176,7 @@ class AssetTag(Base):
     __tablename__ = "asset_tags"
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
     term: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
-    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
 
 
 class AssetLink(Base):
@@ -189,7 +189,7 @@ class AssetLink(Base):
     execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"), index=True)
     role: Mapped[str] = mapped_column(String(32))
     remote_rid: Mapped[str | None] = mapped_column(String(64))
-    sync_state: Mapped[str] = mapped_column(String(16), default="local")
+    sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
     sync_error: Mapped[str | None] = mapped_column(Text)
 
 

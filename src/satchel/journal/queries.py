@@ -157,32 +157,26 @@ def resolve_rid(conn: Connection, rid: str) -> tuple[str, int] | None:
 
 def resolve_asset_rids(conn: Connection, rids: Sequence[str]) -> dict[str, int]:
     """Bulk :func:`resolve_rid` for assets: {rid: asset id} for every RID that names an asset."""
+    raw = conn.connection.driver_connection
     found: dict[str, int] = {}
     todo = list(dict.fromkeys(rids))
-    for _ in range(4):
-        if not todo:
-            break
-        for part in chunks(todo):
-            for row in conn.execute(
-                select(assets_t.c.id, assets_t.c.rid, assets_t.c.remote_rid).where(
-                    assets_t.c.rid.in_(part) | assets_t.c.remote_rid.in_(part)
-                )
-            ):
-                for key in (row.rid, row.remote_rid):
-                    if key in part:
-                        found[key] = row.id
-        missing = [r for r in todo if r not in found]
-        aliases: dict[str, str] = {}
-        for part in chunks(missing):
-            aliases.update(conn.execute(select(RidAlias.alias, RidAlias.rid).where(RidAlias.alias.in_(part))).all())
-        if not aliases:
-            break
-        # resolve the targets, then map back to the aliases asked for
-        targets = resolve_asset_rids(conn, list(set(aliases.values()))) if aliases else {}
-        for alias, target in aliases.items():
-            if target in targets:
-                found[alias] = targets[target]
-        todo = []
+    for part in chunks(todo):
+        wanted = set(part)
+        marks = ",".join("?" * len(part))
+        for asset_id, rid, remote_rid in raw.execute(
+            f"SELECT id, rid, remote_rid FROM assets WHERE rid IN ({marks}) OR remote_rid IN ({marks})", (*part, *part)
+        ):
+            for key in (rid, remote_rid):
+                if key in wanted:
+                    found[key] = asset_id
+    missing = [r for r in todo if r not in found]
+    for part in chunks(missing):  # aliases: another RID naming the same asset
+        aliases = dict(raw.execute(
+            f"SELECT alias, rid FROM rid_aliases WHERE alias IN ({','.join('?' * len(part))})", tuple(part)
+        ).fetchall())
+        if aliases:
+            targets = resolve_asset_rids(conn, list(set(aliases.values())))
+            found.update({alias: targets[t] for alias, t in aliases.items() if t in targets})
     return found
 
 
@@ -306,6 +300,13 @@ def _present_pairs(conn: Connection, sql_by_term: str, pairs: Sequence[tuple[int
             cur = raw.execute(sql_by_term.format(marks=",".join("?" * len(part))), (x, *part))
             present.update((a, x) for (a,) in cur)
     return present
+
+
+def present_links(conn: Connection, asset_ids: Sequence[int], execution_id: int) -> set[tuple[int, int]]:
+    return _present_pairs(
+        conn, "SELECT asset_id FROM asset_links WHERE execution_id = ? AND asset_id IN ({marks})",
+        [(a, execution_id) for a in asset_ids],
+    )
 
 
 def add_tags(conn: Connection, pairs: Sequence[tuple[int, str]], at: str) -> int:
