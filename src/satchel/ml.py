@@ -261,12 +261,18 @@ class DerivaML:
         wf.rid = rid
         return rid
 
+    @staticmethod
+    def _row_id(conn: Connection, rid: str, kind: str, fix: str) -> int:
+        """The journal id of the ``kind`` row named by any of its RIDs, else a clear error."""
+        found = q.resolve_rid(conn, rid)
+        if found is None or found[0] != kind:
+            raise UnknownRIDError(f"no {kind} has RID {rid} in this store; {fix}")
+        return found[1]
+
     def lookup_workflow(self, rid: str) -> Workflow:
         with read_transaction(self.store.engine) as conn:
-            found = q.resolve_rid(conn, rid)
-            if found is None or found[0] != "workflow":
-                raise UnknownRIDError(f"no workflow has RID {rid} in this store; pull the catalog while online")
-            row = conn.execute(select(WorkflowRow).where(WorkflowRow.id == found[1])).one()
+            row_id = self._row_id(conn, rid, "workflow", "pull the catalog while online")
+            row = conn.execute(select(WorkflowRow).where(WorkflowRow.id == row_id)).one()
         return Workflow(
             name=row.name, workflow_type=(row.workflow_type or "").split(","), url=row.url, version=row.version,
             description=row.description, checksum=row.checksum, rid=row.remote_rid or row.rid,
@@ -345,10 +351,8 @@ class DerivaML:
     def resume_execution(self, execution_rid: str) -> Execution:
         """Reopen an execution recorded in this store (by any of its RIDs)."""
         with read_transaction(self.store.engine) as conn:
-            found = q.resolve_rid(conn, execution_rid)
-            if found is None or found[0] != "execution":
-                raise UnknownRIDError(f"no execution has RID {execution_rid} in this store; list them with `satchel ls`")
-            row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == found[1])).one()
+            row_id = self._row_id(conn, execution_rid, "execution", "list them with `satchel ls --executions`")
+            row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == row_id)).one()
             pending = q.pending_registrations(conn, row.id)
         exe = Execution(self, row)
         for reg in pending:
@@ -363,11 +367,9 @@ class DerivaML:
     def execution_history(self, execution_rid: str) -> list[dict[str, Any]]:
         """Every status change of an execution, in order, with its time and detail."""
         with read_transaction(self.store.engine) as conn:
-            found = q.resolve_rid(conn, execution_rid)
-            if found is None or found[0] != "execution":
-                raise UnknownRIDError(f"no execution has RID {execution_rid} in this store")
+            row_id = self._row_id(conn, execution_rid, "execution", "list them with `satchel ls --executions`")
             rows = conn.execute(
-                select(q.StatusEvent).where(q.StatusEvent.execution_id == found[1]).order_by(q.StatusEvent.id)
+                select(q.StatusEvent).where(q.StatusEvent.execution_id == row_id).order_by(q.StatusEvent.id)
             ).all()
         return [{"from": r.from_status, "to": r.to_status, "at": r.at, "detail": r.detail} for r in rows]
 
@@ -452,12 +454,13 @@ class DerivaML:
         return self.lookup_asset(asset_rid).list_executions(asset_role)
 
     def list_execution_assets(self, execution_rid: str, asset_role: str | None = None) -> list[Asset]:
+        """Every asset linked to an execution (optionally in one role), in two bulk queries."""
         with read_transaction(self.store.engine) as conn:
-            found = q.resolve_rid(conn, execution_rid)
-            if found is None or found[0] != "execution":
-                raise UnknownRIDError(f"no execution has RID {execution_rid} in this store")
-            rids = [rid for rid, _, _ in q.execution_links(conn, found[1], asset_role)]
-        return [self.lookup_asset(r) for r in rids]
+            row_id = self._row_id(conn, execution_rid, "execution", "list them with `satchel ls --executions`")
+            links = select(q.links_t.c.asset_id).where(q.links_t.c.execution_id == row_id)
+            if asset_role is not None:
+                links = links.where(q.links_t.c.role == asset_role)
+            return self._assets(q.asset_records(conn, AssetRow.id.in_(links)))
 
     def update_asset(
         self,
