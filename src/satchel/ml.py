@@ -648,6 +648,22 @@ class DerivaML:
             if own:
                 remote.close()
 
+    def pull_plan(self, *, assets: Sequence[str] = (), tables: Sequence[str] = (),
+                  executions: Sequence[str] = ()) -> dict[str, Any]:
+        """What a pull would read and fetch, from the journal alone (``satchel pull --dry-run``)."""
+        from satchel.sync.plan import pull_plan
+
+        ids: list[int] | None = None
+        with read_transaction(self.store.engine) as conn:
+            if assets or tables or executions:
+                ids = [self._asset_id(conn, r) for r in assets]
+                for t in tables:
+                    ids += conn.execute(select(AssetRow.id).where(AssetRow.asset_table == t)).scalars().all()
+                for r in executions:
+                    exe_id = self._row_id(conn, r, "execution", "pull the metadata first (satchel pull)")
+                    ids += conn.execute(select(q.links_t.c.asset_id).where(q.links_t.c.execution_id == exe_id)).scalars().all()
+            return pull_plan(conn, sorted(set(ids)) if ids is not None else None)
+
     def resolve(self, asset_rid: str, keep: str) -> int:
         """Settle a description conflict: ``keep='local'`` or ``'remote'``. Returns how many were settled."""
         from satchel.sync.puller import resolve_conflict

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from satchel import DerivaML, ExecutionConfiguration
 from satchel.cli import main
+from satchel.testing.pytest_plugin import deriva_server  # noqa: F401
 
 
 @pytest.fixture
@@ -102,3 +103,29 @@ def test_demo_runs_as_a_user_runs_it(tmp_path):
     res = subprocess.run([exe, "demo", "--store", str(tmp_path / "demo")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "lineage of" in res.stdout and "verify:" in res.stdout and "ok" in res.stdout
+
+
+def test_sync_from_the_command_line(populated, deriva_server, monkeypatch):
+    monkeypatch.setenv("SATCHEL_TOKEN", deriva_server.token)
+    store = str(populated)
+    assert invoke("remote", "set", "--store", store, deriva_server.url).exit_code == 0
+    plan = json.loads(invoke("push", "--store", store, "--dry-run", "--json").output)
+    assert plan["assets"] == 2 and plan["objects"] == 2
+    res = CliRunner().invoke(main, ["sync", "--store", store, "--json"])
+    assert res.exit_code == 0, res.output
+    status = json.loads(invoke("status", "--store", store, "--json").output)
+    assert status["assets"] == 0 and status["executions"] == 0 and status["would_send"]["assets"] == 0
+    assert status["remote"] == deriva_server.url
+    dry = json.loads(invoke("pull", "--store", store, "--dry-run", "--json").output)
+    assert dry["model_known"] and dry["watermarks"]
+    res = CliRunner().invoke(main, ["resolve", "--store", store, "9-NOPE", "--keep", "local"])
+    assert res.exit_code == 3 and "no asset" in res.output
+
+
+def test_push_without_credentials_exits_6(populated, deriva_server, monkeypatch):
+    monkeypatch.delenv("SATCHEL_TOKEN", raising=False)
+    monkeypatch.delenv("SATCHEL_COOKIE", raising=False)
+    monkeypatch.setenv("DERIVA_CREDENTIAL_FILE", str(populated / "no-such-file.json"))
+    invoke("remote", "set", "--store", str(populated), deriva_server.url)
+    res = CliRunner().invoke(main, ["push", "--store", str(populated)])
+    assert res.exit_code == 6 and "no credentials" in res.output

@@ -29,13 +29,28 @@ def print_pull(console: Console, result) -> None:
 @click.option("--execution", "executions", multiple=True, metavar="RID",
               help="Fetch the bytes of this execution's inputs and outputs.")
 @click.option("--transfers", default=4, show_default=True, help="Downloads in parallel.")
+@click.option("--dry-run", is_flag=True, help="Print what would be read and fetched, from the journal alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def command(store, hostname, catalog_id, assets, tables, executions, transfers, as_json) -> None:
+def command(store, hostname, catalog_id, assets, tables, executions, transfers, dry_run, as_json) -> None:
     """Mirror catalog metadata (assets, tags, links, executions, vocabulary, model) into the store,
     and fetch the bytes of the assets named, verified by MD5, so they work offline."""
     console = Console(stderr=as_json)
     with open_store(store, hostname, catalog_id) as ml:
+        if dry_run:
+            plan = ml.pull_plan(assets=assets, tables=tables, executions=executions)
+            if as_json:
+                emit_json(plan)
+                return
+            console.print(f"would pull from {ml.remote_url} (catalog {ml.catalog_id}):")
+            if not plan["watermarks"]:
+                console.print("  every table in full (first pull)")
+            for table, mark in sorted(plan["watermarks"].items()):
+                console.print(f"  {table}: rows changed since {mark} (less the overlap window)")
+            if "fetch_objects" in plan:
+                console.print(f"  fetch {plan['fetch_objects']} objects ({human_bytes(plan['fetch_bytes'])}) not in the cache "
+                              "(of the assets known here; a pull first may find more)")
+            return
         with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
             result = ml.pull(progress=bars, assets=assets, tables=tables, executions=executions, transfers=transfers)
     if as_json:

@@ -91,3 +91,18 @@ def make_plan(conn: Connection) -> PushPlan:
     )
     p.in_flight_uploads = count(select(func.count()).select_from(q.UploadJobRow))
     return p
+
+
+def pull_plan(conn: Connection, prefetch_ids: list[int] | None = None) -> dict[str, Any]:
+    """What a pull would do, from the journal alone: tables read since which watermark, bytes to fetch."""
+    info = q.store_info(conn)
+    marks = {k.split(":", 1)[1]: v for k, v in info.items() if k.startswith("pull:")}
+    out: dict[str, Any] = {"model_known": "model_pulled_at" in info, "watermarks": marks}
+    if prefetch_ids is not None:
+        rows = []
+        for part in q.chunks(prefetch_ids):
+            rows += conn.execute(select(AssetRow.blake3, AssetRow.length).where(AssetRow.id.in_(part))).all()
+        missing = [r for r in rows if not r.blake3]
+        out["fetch_objects"] = len(missing)
+        out["fetch_bytes"] = sum(r.length for r in missing)
+    return out
