@@ -313,3 +313,16 @@ def test_store_location_defaults_and_overrides(tmp_path, monkeypatch):
         assert ml.working_dir == tmp_path / "elsewhere"
     with pytest.raises(ValueError):
         DerivaML("../evil", 1)
+
+
+def test_a_non_utf8_file_name_is_a_clear_error(ml, workflow, tmp_path):
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.bin"
+    with open(raw, "wb") as f:
+        f.write(b"latin-1 name")
+    exe = new_exe(ml, workflow)
+    with exe:
+        with pytest.raises(ValueError, match="not valid UTF-8.*rename_file"):
+            exe.asset_file_path("Execution_Asset", os.fsdecode(raw))
+        ok = exe.asset_file_path("Execution_Asset", os.fsdecode(raw), rename_file="cafe.bin")
+    assert journal_rows(ml, "SELECT file_name FROM registrations") == [("cafe.bin",)]
+    assert exe.commit_output_assets().assets[0] is ok

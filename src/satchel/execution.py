@@ -205,7 +205,7 @@ class Execution:
                 raw.execute(
                     _INSERT_REGISTRATION,
                     (
-                        self._id, asset_name, target, str(staged), str(source) if exists else None,
+                        self._id, asset_name, target, str(staged), _printable(source) if exists else None,
                         prepared[0] if prepared else mode, json.dumps(types), json.dumps(meta, default=str),
                         description, now(),
                     ),
@@ -488,9 +488,21 @@ def _duplicate(table: str, name: str, rid: str) -> DuplicateAssetError:
     )
 
 
+def _printable(path: Path) -> str:
+    """A path as valid UTF-8 text for the journal (undecodable bytes shown escaped); for the record only."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _check_target_name(name: str) -> None:
     if not name or name in (".", "..") or "/" in name or "\0" in name:
         raise ValueError(f"{name!r} cannot be an asset file name; use a plain file name without '/' or NUL")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"the file name {name!r} is not valid UTF-8 (the catalog stores names as text); "
+            "pass rename_file='a-utf8-name' to register it under another name"
+        ) from None
 
 
 def _prepare_stage(mode: str, source: Path, staged: Path) -> tuple[str, Path]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from satchel._crashpoints import crash_point
-from satchel.cache.digest import CHUNK, Digest, Hasher
+from satchel.cache.digest import CHUNK, Digest, Hasher, PipelinedHasher
 from satchel.cache.durable import fsync_dir, is_temp_name, remove_quietly, sync_filesystem, temp_name
 from satchel.cache.linking import DEFAULT_LINK_MODES, check_modes, try_hardlink, try_reflink
 from satchel.cache.statcache import CacheIndex
@@ -63,9 +63,12 @@ class VerifyReport:
 
 
 def _hash_fd(fd: int, size_hint: int, out: int | None) -> Digest:
-    """Read ``fd`` to its end once, feeding both hashes and copying to ``out``."""
-    h = Hasher()
+    """Read ``fd`` to its end once, feeding both hashes and copying to ``out``.
+
+    Large inputs overlap MD5 (on a second thread) with blake3 and the write.
+    """
     if size_hint <= SMALL:
+        h = Hasher()
         data = os.read(fd, size_hint + 1)
         while data:
             h.update(data)
@@ -73,15 +76,16 @@ def _hash_fd(fd: int, size_hint: int, out: int | None) -> Digest:
                 _write_all(out, data)
             data = os.read(fd, CHUNK)
         return h.digest()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            chunk = view[:n]
-            h.update(chunk)
-            if out is not None:
-                _write_all(out, chunk)
-    return h.digest()
+    ph = PipelinedHasher()
+    try:
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+            while chunk := f.read(4 * CHUNK):  # a fresh buffer each time: the MD5 thread may still read the last
+                ph.update(chunk)
+                if out is not None:
+                    _write_all(out, chunk)
+        return ph.digest()
+    finally:
+        ph.close()
 
 
 def _read_all(fd: int, size_hint: int) -> bytes:
