@@ -11,9 +11,11 @@ Rules: record an execution with 1-3 small outputs (a small pool of
 ``(table, name, bytes)``, so the same file recorded on both machines is
 deduplicated by URL); download an asset a machine knows (its own, or pulled
 and prefetched) into a new execution; set an asset's tags or description;
-push, pull or sync; push through an injected fault (lost response, reset,
-503 burst, 500, on one kind of request); push in a subprocess killed at a
-crash point.
+push, pull or sync; arm a fault on the proxy (lost response, reset, 503
+burst, 500, on one kind of request: those of test_push_faults, plus tag
+deletes and Image rows), which the next push sending such a request meets;
+push in a subprocess killed at a crash point (through the proxy too, so an
+armed fault may meet it). Pulls read the catalog directly.
 
 The model (what the catalog must hold after settling):
 
@@ -45,6 +47,7 @@ and ``sync_plan()`` is empty, then the catalog must equal the model and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -57,10 +60,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from syncsupport import KiB, make_remote, random_bytes
 from test_push_crash import CRASH_POINTS, PUSH_SCRIPT
-from test_push_faults import FAULTS, TARGETS
+from test_push_faults import FAULTS
+from test_push_faults import TARGETS as PUSH_TARGETS
 
 from satchel import DerivaML, ExecutionConfiguration
 from satchel.errors import ObjectMissingError
@@ -76,6 +80,8 @@ INPUT_FILE, OUTPUT_FILE = "Input_File", "Output_File"
 TABLES = ("Model", "Image")
 CHUNKS = {"chunked_threshold": 64 * KiB, "chunk_size": 32 * KiB}  # as PUSH_SCRIPT: big.bin goes in 4 chunks
 MAX_CRASHES = 2  # per example: a crash is a subprocess start (slow)
+#: the request kinds of test_push_faults, and the two a tags/description edit adds
+TARGETS = {**PUSH_TARGETS, "tag-delete": ("DELETE", "_Asset_Type/"), "image-row": ("POST", "test-schema:Image?")}
 
 #: (table, file name, bytes): same name with other bytes, same bytes under another name, one chunked file
 POOL = [
@@ -99,7 +105,6 @@ def key_of(table: str, data: bytes, name: str) -> tuple[str, str]:
 
 def stepped(fn):
     """Mark the machine broken when a step raises, so teardown skips the final check (it would mask the error)."""
-    import functools
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
@@ -112,8 +117,8 @@ def stepped(fn):
 
 
 class SyncMachine(RuleBasedStateMachine):
-    @initialize()
-    def setup(self):
+    @initialize(picks_a=outputs, picks_b=outputs, data=st.data())
+    def setup(self, picks_a, picks_b, data):
         self.broken = True
         self.tmp = Path(tempfile.mkdtemp(prefix="satchel-stateful-"))
         self.server = DerivaServer(self.tmp / "server").start()
@@ -135,6 +140,9 @@ class SyncMachine(RuleBasedStateMachine):
         self.descriptions: dict[tuple, tuple[str, str]] = {}  # key -> (editing machine, last value)
         self.counter = 0
         self.crashes = 0
+        # work on both machines from the start, so early pushes and armed faults have something to meet
+        self._record("A", picks_a, data)
+        self._record("B", picks_b, data)
         self.broken = False
 
     def _open(self, m: str) -> DerivaML:
@@ -177,6 +185,14 @@ class SyncMachine(RuleBasedStateMachine):
     @rule(m=machines, picks=outputs, data=st.data())
     @stepped
     def record(self, m, picks, data):
+        self._record(m, picks, data)
+
+    @rule(m=machines, picks=outputs, data=st.data())
+    @stepped
+    def record_more(self, m, picks, data):  # twice the weight of the other rules
+        self._record(m, picks, data)
+
+    def _record(self, m, picks, data):
         ml = self.ml[m]
         exe, name = self._execution(ml, m)
         recorded = []
@@ -243,42 +259,58 @@ class SyncMachine(RuleBasedStateMachine):
 
     # --- syncs, faults, crashes ------------------------------------------------------------------
 
-    @rule(m=machines, how=st.sampled_from(["push", "push", "sync", "pull"]))
+    def _push(self, ml: DerivaML) -> None:
+        """A push through the proxy: armed faults meet the requests they name."""
+        applied = self.proxy.faults_applied
+        result = ml.push(remote=self.via_proxy, **CHUNKS)
+        if self.proxy.faults_applied > applied:
+            event(f"push met a fault: {'ok' if result.ok else 'left work for the next push'}")
+
+    @rule(m=machines, how=st.sampled_from(["push", "sync", "pull"]))
     @stepped
     def sync(self, m, how):
         ml = self.ml[m]
-        if how == "pull":
-            ml.pull(remote=self.via_proxy)
-        else:
-            getattr(ml, how)(remote=self.via_proxy, **CHUNKS)
+        if how == "push" or (how == "sync" and self.proxy.pending()):
+            self._push(ml)
+        if how == "pull" or (how == "sync" and self.proxy.pending()):
+            ml.pull(remote=self.direct)  # pulls do not go through the faults armed for pushes
+        elif how == "sync":
+            ml.sync(remote=self.via_proxy, **CHUNKS)
 
-    @rule(m=machines, fault=st.sampled_from(sorted(FAULTS)), kind=st.sampled_from(sorted(TARGETS)))
+    @rule(m=machines)
     @stepped
-    def push_through_fault(self, m, fault, kind):
-        method, fragment = TARGETS[kind]
-        FAULTS[fault](self.proxy, method, fragment)
-        try:
-            result = self.ml[m].push(remote=self.via_proxy, **CHUNKS)
-        finally:
-            met = self.proxy.pending() == 0
-            self.proxy.clear()
-        event(f"fault: {'met' if met else 'not met'}; push {'ok' if result.ok else 'left work for later'}")  # a fault the push never met must not hit a later step
+    def push(self, m):  # pushes get twice the weight of other rules (with ``sync``)
+        self._push(self.ml[m])
 
-    @precondition(lambda self: self.crashes < MAX_CRASHES)
+    @rule(fault=st.sampled_from(sorted(FAULTS)), kind=st.sampled_from(sorted(TARGETS)))
+    @stepped
+    def arm_fault(self, fault, kind):
+        """The next push (in process or in a crashing subprocess) that sends such a request meets the fault."""
+        if self.proxy.pending() < 6:
+            FAULTS[fault](self.proxy, *TARGETS[kind])
+
     @rule(m=machines, point=st.sampled_from(CRASH_POINTS))
     @stepped
     def crash_push(self, m, point):
+        if self.crashes >= MAX_CRASHES:  # a subprocess start is slow: past the cap, an ordinary push
+            self._push(self.ml[m])
+            return
         self.crashes += 1
+        applied = self.proxy.faults_applied
         self.ml[m].close()
-        env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent), SATCHEL_CRASH_AT=point)
-        done = subprocess.run(
-            [sys.executable, "-c", PUSH_SCRIPT, str(self.tmp / f"machine-{m}"), self.proxy.url, self.server.token],
-            capture_output=True, text=True, timeout=60, env=env,
-        )
+        try:
+            env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent), SATCHEL_CRASH_AT=point)
+            done = subprocess.run(
+                [sys.executable, "-c", PUSH_SCRIPT, str(self.tmp / f"machine-{m}"), self.proxy.url, self.server.token],
+                capture_output=True, text=True, timeout=60, env=env,
+            )
+        finally:
+            self.ml[m] = self._open(m)
         # killed there, or the point was never reached (nothing to send at that step): a normal push
         assert done.returncode in (-9, 0), done.stdout + done.stderr
         event(f"crash: {'killed' if done.returncode == -9 else 'point not reached'}")
-        self.ml[m] = self._open(m)
+        if self.proxy.faults_applied > applied:
+            event("crashing push met a fault")
 
     # --- invariants ------------------------------------------------------------------------------
 
@@ -289,6 +321,7 @@ class SyncMachine(RuleBasedStateMachine):
         return [v for v in self.server.app.hatrac.versions.get(url, []) if not v.get("deleted")]
 
     @invariant()
+    @stepped
     def no_duplicates_and_no_row_without_bytes(self):
         if not hasattr(self, "direct"):
             return
@@ -361,8 +394,114 @@ class SyncMachine(RuleBasedStateMachine):
             assert report.ok, (m, report)
 
 
+#: about 50 s on 2 cores; SATCHEL_STATEFUL_EXAMPLES=150 for a longer hunt (about 8 min)
 SyncMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("SATCHEL_STATEFUL_EXAMPLES", 12)), stateful_step_count=12, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestSyncStateful = SyncMachine.TestCase
+
+
+# --- what the state machine found, pinned as plain tests ---------------------------------------------
+
+
+def _one_run(ml: DerivaML, name: str, data: bytes, description: str = "run"):
+    """One execution of the shared workflow writing ``name`` into Model; returns the asset's RID."""
+    if "Training" not in {t.name for t in ml.list_vocabulary_terms("Workflow_Type")}:
+        ml.add_term("Workflow_Type", "Training", description="training")
+    wf = ml.create_workflow("train.py", "Training", checksum="sha256:train-v1")
+    exe = ml.create_execution(ExecutionConfiguration(workflow=wf, description=description))
+    with exe:
+        exe.asset_file_path("Model", name).write_bytes(data)
+    (asset,) = exe.commit_output_assets().assets
+    return asset.asset_rid
+
+
+def test_an_execution_of_a_pulled_workflow_is_pushed(new_store, remote):
+    """B reuses the workflow it pulled from A's push: its execution must not wait for it forever."""
+    a, b = new_store("A"), new_store("B")
+    _one_run(a, "x.bin", random_bytes(100, 1))
+    assert a.push(remote=remote).ok
+    b.pull(remote=remote)
+    _one_run(b, "y.bin", random_bytes(100, 2), "on B")
+    result = b.push(remote=remote)
+    assert result.ok and b.sync_plan().empty, result.failed
+    assert len(remote.catalog.get("deriva-ml", "Workflow")) == 1
+    assert {e["Description"]: e["Status"] for e in remote.catalog.get("deriva-ml", "Execution")}["on B"] == "Uploaded"
+
+
+def test_a_description_edited_offline_over_a_row_another_machine_pushed_first(new_store, remote):
+    """Same file on A and B; A edits its description offline; B pushes first: A's edit goes over B's row
+    (the remote never changed the description A started from), no conflict."""
+    a, b = new_store("A"), new_store("B")
+    data = random_bytes(100, 1)
+    rid = _one_run(a, "x.bin", data)
+    _one_run(b, "x.bin", data)
+    a.update_asset(rid, description="edited on A")
+    assert b.push(remote=remote).ok
+    result = a.push(remote=remote)
+    assert result.ok, result.failed
+    assert a.status()["conflicts"] == []
+    assert [r["Description"] for r in remote.catalog.get("test-schema", "Model")] == ["edited on A"]
+
+
+def test_a_description_set_on_both_machines_before_either_pushed_is_still_a_conflict(new_store, remote):
+    a, b = new_store("A"), new_store("B")
+    data = random_bytes(100, 1)
+    rid_a, rid_b = _one_run(a, "x.bin", data), _one_run(b, "x.bin", data)
+    b.update_asset(rid_b, description="B's")
+    a.update_asset(rid_a, description="A's")
+    assert b.push(remote=remote).ok
+    result = a.push(remote=remote)
+    assert [f.step for f in result.failed] == ["descriptions"] and len(a.status()["conflicts"]) == 1
+    assert [r["Description"] for r in remote.catalog.get("test-schema", "Model")] == ["B's"]
+
+
+def test_a_description_edited_after_a_push_died_past_its_insert(deriva_server, remote, tmp_path):
+    """Killed right after the asset row went in; the description edited before the next push: no conflict."""
+    store = tmp_path / "store"
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        rid = _one_run(ml, "x.bin", random_bytes(100, 1))
+    env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent), SATCHEL_CRASH_AT="rows.Model.after_insert")
+    crashed = subprocess.run([sys.executable, "-c", PUSH_SCRIPT, str(store), deriva_server.url, deriva_server.token],
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert crashed.returncode == -9, crashed.stdout + crashed.stderr
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        ml.update_asset(rid, description="later")
+        result = ml.push(remote=remote)
+        assert result.ok, result.failed
+    assert [r["Description"] for r in remote.catalog.get("test-schema", "Model")] == ["later"]
+
+
+def test_pull_adopts_the_row_of_an_asset_whose_insert_never_happened(deriva_server, fault_proxy, new_store, remote):
+    """B's push reserved a RID for its asset, then the insert failed; A pushed the same file; B pulls:
+    B's asset adopts A's row (it used to hit the journal's unique (table, URL) and raise)."""
+    a, b = new_store("A"), new_store("B")
+    data = random_bytes(100, 1)
+    _one_run(a, "x.bin", data)
+    rid = _one_run(b, "x.bin", data)
+    fault_proxy.fail(500, times=20, method="POST", path_contains="test-schema:Model?")
+    with make_remote(fault_proxy.url, deriva_server.token) as flaky:
+        assert not b.push(remote=flaky).ok
+    fault_proxy.clear()
+    assert a.push(remote=remote).ok
+    assert b.pull(remote=remote).ok
+    (row,) = remote.catalog.get("test-schema", "Model")
+    assert b.lookup_asset(rid).rid == row["RID"] and len(list(b.find_assets("Model"))) == 1
+    assert b.push(remote=remote).ok and b.sync_plan().empty
+    assert len(remote.catalog.get("test-schema", "Model")) == 1
+
+
+def test_a_workflow_whose_insert_never_happened_is_adopted(deriva_server, fault_proxy, new_store, remote):
+    """A's push reserved a RID for the workflow, then the insert failed; B pushed the same workflow (same
+    checksum); A's next push adopts B's row instead of inserting a second one."""
+    a, b = new_store("A"), new_store("B")
+    _one_run(a, "x.bin", random_bytes(100, 1))
+    _one_run(b, "y.bin", random_bytes(100, 2))
+    fault_proxy.fail(500, times=20, method="POST", path_contains="Workflow?")
+    with make_remote(fault_proxy.url, deriva_server.token) as flaky:
+        assert not a.push(remote=flaky).ok
+    fault_proxy.clear()
+    assert b.push(remote=remote).ok
+    assert a.push(remote=remote).ok and a.sync_plan().empty
+    assert len(remote.catalog.get("deriva-ml", "Workflow")) == 1

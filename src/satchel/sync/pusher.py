@@ -286,11 +286,15 @@ class Pusher:
         # deriva-ml reuses a workflow with the same checksum (or URL): so do we, before leasing a RID
         adopt: dict[int, str] = {}
         for column, attr in (("Checksum", "checksum"), ("URL", "url")):
-            # a RID reserved by an earlier push that never inserted does not stop adoption (else: two rows)
-            want = {getattr(r, attr): r for r in rows if getattr(r, attr) and r.id not in adopt}
+            # with leases, a RID reserved by a push that never inserted does not stop adoption (else: two rows);
+            # without, a remote_rid names our own marked row: confirmed by RID below, never adopted away
+            want = {getattr(r, attr): r for r in rows
+                    if getattr(r, attr) and r.id not in adopt and (self.leases or not r.remote_rid)}
             if want and column in table.columns:
                 for found in self.catalog.lookup(table.schema, table.name, column, list(want), columns=("RID", column)):
-                    adopt[want[found[column]].id] = found["RID"]
+                    r = want[found[column]]
+                    if r.id not in adopt or found["RID"] == r.remote_rid:  # our own row, if there, comes first
+                        adopt[r.id] = found["RID"]
         if adopt:
             with write_transaction(self.engine) as conn:
                 for row_id, rid in adopt.items():
@@ -345,7 +349,7 @@ class Pusher:
             ).all()
         if not rows:
             return
-        blocked = [r for r in rows if r.workflow_id is not None and r.wf_state != "synced"]
+        blocked = [r for r in rows if r.workflow_id is not None and r.wf_state not in ON_REMOTE]
         for r in blocked:  # not a failure of the execution: it waits, pending, for its workflow
             self.result.fail("executions", r.rid, "waiting for its workflow to reach the remote; the next sync retries")
         rows = [r for r in rows if r not in blocked]
@@ -486,13 +490,23 @@ class Pusher:
                 outcome = insert_exactly_once(self.catalog, target.table, items, natural_key="URL")
             else:
                 outcome = insert_by_key(self.catalog, target.table, items, "URL", unique=True)
-            self._mark(AssetRow, "assets", outcome, {r.id: r.rid for r in group}, "asset")
-            with write_transaction(self.engine) as conn:  # conflict detection starts from what we sent
+            # conflict detection starts from the description the catalog holds when it is one this asset had
+            # here (sent now, or by a push that died), else from the value our pending edits started from
+            held = self._held_descriptions(target, [outcome.present[r.id] for r in group if r.id in outcome.present])
+            with write_transaction(self.engine) as conn:
                 for r in group:
                     if r.id in outcome.present:
-                        conn.execute(update(AssetRow).where(AssetRow.id == r.id).values(remote_description=r.description))
+                        base = _description_base(conn, r, held.get(outcome.present[r.id], r.description))
+                        conn.execute(update(AssetRow).where(AssetRow.id == r.id).values(remote_description=base))
+            self._mark(AssetRow, "assets", outcome, {r.id: r.rid for r in group}, "asset")
             done += len(group)
             self._emit("assets", done, len(rows))
+
+    def _held_descriptions(self, target: AssetTarget, rids: list[str]) -> dict[str, Any]:
+        if not rids or "Description" not in target.table.columns:
+            return {}
+        return {row["RID"]: row.get("Description")
+                for row in self.catalog.lookup(target.schema, target.name, "RID", rids, columns=("RID", "Description"))}
 
     # --- 6. tags -------------------------------------------------------------------------------------------
 
@@ -705,6 +719,16 @@ class _Row:
     def __init__(self, row_id: int, rid: str):
         self.id = row_id
         self.rid = rid
+
+
+def _description_base(conn: Connection, r: Any, held: Any) -> Any:
+    """The remote description our pending edits of asset ``r`` are made over (see ``_push_updates``)."""
+    edits = [d or {} for d in conn.execute(
+        select(Change.detail).where(Change.state == "pending", Change.kind == "description", Change.entity_id == r.id)
+        .order_by(Change.seq)).scalars()]
+    if held in {r.description, *(d.get("old") for d in edits), *(d.get("new") for d in edits)}:
+        return held  # the catalog holds a value of ours: edits since go over it
+    return edits[0].get("old") if edits else r.description  # another writer's row: compared with where we started
 
 
 def _changes_done(conn: Connection, kind: str, entity_ids: list[int], at: str) -> None:
