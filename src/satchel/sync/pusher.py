@@ -541,13 +541,7 @@ class Pusher:
                 continue
             assoc = target.assoc
             body = [{assoc.asset_type_column: a.remote_rid, assoc.type_column: a.term} for a in group]
-            try:
-                self.catalog.insert(assoc.asset_type.schema, assoc.asset_type.name, body, on_conflict_skip=True)
-            except errors.AuthenticationError:
-                raise
-            except errors.RemoteError as exc:
-                for a in group:
-                    self.result.fail("tags", f"{a.remote_rid}:{a.term}", str(exc))
+            if not self._insert_associations("tags", assoc.asset_type, body, [f"{a.remote_rid}:{a.term}" for a in group]):
                 continue
             with write_transaction(self.engine) as conn:
                 for a in group:
@@ -575,6 +569,21 @@ class Pusher:
             self.result.done["tag_removals"] += 1
         self._emit("tags", len(adds), len(adds))
 
+    def _insert_associations(self, step: str, table: Table, body: list[dict], labels: list[str]) -> bool:
+        """Association rows by their natural key, ``onconflict=skip``: repeating them is harmless.
+
+        False (with each row's failure recorded) when the server refused them.
+        """
+        try:
+            self.catalog.insert(table.schema, table.name, body, on_conflict_skip=True)
+        except errors.AuthenticationError:
+            raise
+        except errors.RemoteError as exc:
+            for label in labels:
+                self.result.fail(step, label, str(exc))
+            return False
+        return True
+
     # --- 7. links ---------------------------------------------------------------------------------------------
 
     def _push_links(self) -> None:
@@ -601,13 +610,7 @@ class Pusher:
                 if assoc.role_column:
                     row[assoc.role_column] = r.role
                 body.append(row)
-            try:
-                self.catalog.insert(assoc.execution.schema, assoc.execution.name, body, on_conflict_skip=True)
-            except errors.AuthenticationError:
-                raise
-            except errors.RemoteError as exc:
-                for r in group:
-                    self.result.fail("links", f"{r.asset_rid}/{r.exe_rid}", str(exc))
+            if not self._insert_associations("links", assoc.execution, body, [f"{r.asset_rid}/{r.exe_rid}" for r in group]):
                 continue
             with write_transaction(self.engine) as conn:
                 ids = [r.id for r in group]
