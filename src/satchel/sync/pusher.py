@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -531,14 +531,8 @@ class Pusher:
                 local = q.terms(conn, "Asset_Type")
             missing = set(used) - set(self._remote_terms(vocab, used))
             self._ensure_terms(vocab, {t: (local[t].description if t in local else t, None) for t in missing})
-        by_table: dict[str, list[Any]] = defaultdict(list)
-        for a in adds:
-            by_table[a.asset_table].append(a)
         at = now()
-        for table_name, group in by_table.items():
-            target = self._targets({table_name})[table_name]
-            if isinstance(target, str):
-                continue
+        for target, group in self._by_target(adds):
             assoc = target.assoc
             body = [{assoc.asset_type_column: a.remote_rid, assoc.type_column: a.term} for a in group]
             if not self._insert_associations("tags", assoc.asset_type, body, [f"{a.remote_rid}:{a.term}" for a in group]):
@@ -569,6 +563,19 @@ class Pusher:
             self.result.done["tag_removals"] += 1
         self._emit("tags", len(adds), len(adds))
 
+    def _by_target(self, rows: list[Any]) -> Iterator[tuple[AssetTarget, list[Any]]]:
+        """Rows grouped by asset table, with the catalog table each group goes to.
+
+        Tables the catalog lacks are skipped here: the asset step reports those rows.
+        """
+        by_table: dict[str, list[Any]] = defaultdict(list)
+        for r in rows:
+            by_table[r.asset_table].append(r)
+        for name, group in by_table.items():
+            target = self._targets({name})[name]
+            if not isinstance(target, str):
+                yield target, group
+
     def _insert_associations(self, step: str, table: Table, body: list[dict], labels: list[str]) -> bool:
         """Association rows by their natural key, ``onconflict=skip``: repeating them is harmless.
 
@@ -595,14 +602,8 @@ class Pusher:
                 .join(ExecutionRow, ExecutionRow.id == AssetLink.execution_id)
                 .where(AssetLink.sync_state == "local", AssetRow.sync_state.in_(ON_REMOTE), ExecutionRow.sync_state.in_(ON_REMOTE))
             ).all()
-        by_table: dict[str, list[Any]] = defaultdict(list)
-        for r in rows:
-            by_table[r.asset_table].append(r)
         at = now()
-        for table_name, group in by_table.items():
-            target = self._targets({table_name})[table_name]
-            if isinstance(target, str):
-                continue
+        for target, group in self._by_target(rows):
             assoc = target.assoc
             body = []
             for r in group:
