@@ -1,8 +1,10 @@
 """The ``satchel`` command line: one module per command, thin over the library.
 
-Each command module exposes a click command named ``command``; this module
-collects them into the ``satchel`` group. Library code never draws progress
-bars: commands pass callbacks and draw with rich.
+Each command module exposes a click command named ``command``; the group
+imports a module only when its command runs (or ``--help`` lists them), so a
+quick ``satchel status`` does not pay for the emulator or the sync engine.
+Library code never draws progress bars: commands pass callbacks and draw with
+rich.
 """
 
 from __future__ import annotations
@@ -11,37 +13,34 @@ import importlib
 
 import click
 
-#: command modules under satchel.cli, in the order ``--help`` lists them
-COMMAND_MODULES = (
-    "demo",
-    "status",
-    "ls",
-    "show",
-    "verify",
-    "push",
-    "pull",
-    "sync",
-    "resolve",
-    "remote",
-    "server",
-)
+#: command name -> module under satchel.cli, in the order ``--help`` lists them
+COMMAND_MODULES = {
+    "demo": "demo",
+    "status": "status",
+    "ls": "ls",
+    "show": "show",
+    "verify": "verify",
+    "push": "push",
+    "pull": "pull",
+    "sync": "sync",
+    "resolve": "resolve",
+    "remote": "remote",
+    "server": "server",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        return importlib.import_module(f"satchel.cli.{module}").command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="satchel")
 def main() -> None:
     """satchel: record ML assets offline, sync them to DERIVA later."""
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"satchel.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command still being written
-            if exc.name != f"satchel.cli.{name}":
-                raise
-            continue
-        main.add_command(module.command)
-
-
-_register()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 #: the newest revision in migrations/ (a test checks it); a journal already there opens without alembic
-LATEST = "0005_sync_state_indexes"
+LATEST = "0006_changes_state_kind"
 
 
 def migrations_dir() -> Path:

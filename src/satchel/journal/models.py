@@ -241,7 +241,7 @@ class Change(Base):
     """The ordered outbox: one row per local mutation the remote must learn about."""
 
     __tablename__ = "changes"
-    __table_args__ = (Index("ix_changes_state_seq", "state", "seq"),)
+    __table_args__ = (Index("ix_changes_state_seq", "state", "seq"), Index("ix_changes_state_kind", "state", "kind"))
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
     entity_kind: Mapped[str] = mapped_column(String(16))

@@ -8,9 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from satchel.journal import queries as q
-from satchel.journal.models import AssetLink, AssetRow, AssetTag, Change, ExecutionRow, VocabularyTerm, WorkflowRow
+from satchel.journal.models import AssetRow, ExecutionRow
 
-PENDING = ("local",)
 
 
 @dataclass
@@ -63,33 +62,24 @@ class PushPlan:
         return out or ["nothing to send"]
 
 
-def make_plan(conn: Connection) -> PushPlan:
-    p = PushPlan()
-    count = lambda stmt: conn.execute(stmt).scalar_one()  # noqa: E731
-    p.terms = count(select(func.count()).select_from(VocabularyTerm).where(VocabularyTerm.sync_state.in_(PENDING)))
-    p.workflows = count(select(func.count()).select_from(WorkflowRow).where(WorkflowRow.sync_state.in_(PENDING)))
-    p.executions = count(select(func.count()).select_from(ExecutionRow).where(ExecutionRow.sync_state.in_(PENDING)))
-    local_assets = AssetRow.sync_state.in_(PENDING)
-    p.objects, p.object_bytes = conn.execute(
-        select(func.count(), func.coalesce(func.sum(AssetRow.length), 0)).where(local_assets, AssetRow.object_url.is_(None))
-    ).one()
-    p.assets = count(select(func.count()).select_from(AssetRow).where(local_assets))
-    p.tags = count(select(func.count()).select_from(AssetTag).where(AssetTag.sync_state.in_(PENDING)))
-    p.links = count(select(func.count()).select_from(AssetLink).where(AssetLink.sync_state.in_(PENDING)))
-    pending = (Change.state == "pending")
-    p.tag_removals = count(select(func.count()).select_from(Change).where(pending, Change.kind == "tag_remove"))
-    p.descriptions = count(select(func.count()).select_from(Change).where(pending, Change.kind == "description"))
-    p.status_updates = count(
+def make_plan(conn: Connection, counts: dict[str, int] | None = None) -> PushPlan:
+    c = counts if counts is not None else q.sync_counts(conn)
+    p = PushPlan(
+        terms=c["terms_local"], workflows=c["workflows_local"], executions=c["executions_local"],
+        objects=c["objects"], object_bytes=c["object_bytes"], assets=c["assets_local"], tags=c["tags_local"],
+        links=c["links_local"],
+        failed=c["terms_failed"] + c["workflows_failed"] + c["executions_failed"] + c["assets_failed"] + c["links_failed"],
+    )
+    pending = q.pending_change_counts(conn)
+    p.tag_removals = pending.get("tag_remove", 0)
+    p.descriptions = pending.get("description", 0)
+    p.status_updates = conn.execute(
         select(func.count()).select_from(ExecutionRow).where(
             ExecutionRow.origin == "local",
             (ExecutionRow.remote_status.is_(None)) | (ExecutionRow.remote_status != ExecutionRow.status),
         )
-    )
-    p.failed = sum(
-        count(select(func.count()).select_from(m).where(m.sync_state == "failed"))
-        for m in (VocabularyTerm, WorkflowRow, ExecutionRow, AssetRow, AssetLink)
-    )
-    p.in_flight_uploads = count(select(func.count()).select_from(q.UploadJobRow))
+    ).scalar_one()
+    p.in_flight_uploads = conn.execute(select(func.count()).select_from(q.UploadJobRow)).scalar_one()
     return p
 
 
