@@ -25,7 +25,7 @@ from satchel.errors import (
 from satchel.execution import Execution
 from satchel.journal import queries as q
 from satchel.journal import read_transaction, write_transaction
-from satchel.journal.models import AssetRow, ExecutionRow, WorkflowRow
+from satchel.journal.models import AssetRow, ExecutionRow, StatusEvent, WorkflowRow
 from satchel.mlschema import DIRECTIONAL_TAGS, INPUT_FILE
 from satchel.status import Status
 from satchel.store import Store, allocate_rids, default_store_dir, now
@@ -327,7 +327,7 @@ class DerivaML:
                 )
                 .returning(ExecutionRow.id)
             ).scalar_one()
-            conn.execute(insert(q.StatusEvent).values(execution_id=exe_id, from_status=None, to_status="Created", at=at))
+            conn.execute(insert(StatusEvent).values(execution_id=exe_id, from_status=None, to_status="Created", at=at))
             q.append_changes(conn, [{"kind": "execution", "entity_kind": "execution", "entity_id": exe_id}], at)
             if inputs:
                 ids = [self._asset_id(conn, a.rid) for a in inputs]
@@ -369,7 +369,7 @@ class DerivaML:
         with read_transaction(self.store.engine) as conn:
             row_id = self._row_id(conn, execution_rid, "execution", "list them with `satchel ls --executions`")
             rows = conn.execute(
-                select(q.StatusEvent).where(q.StatusEvent.execution_id == row_id).order_by(q.StatusEvent.id)
+                select(StatusEvent).where(StatusEvent.execution_id == row_id).order_by(StatusEvent.id)
             ).all()
         return [{"from": r.from_status, "to": r.to_status, "at": r.at, "detail": r.detail} for r in rows]
 
@@ -711,12 +711,12 @@ class DerivaML:
 
         with read_transaction(self.store.engine) as conn:
             summary["conflicts"] = open_conflicts(conn)
-            summary["in_flight_uploads"] = len(conn.execute(select(q.UploadJobRow.url)).all())
             summary["failures"] = [
                 {"RID": r.remote_rid or r.rid, "table": r.asset_table, "reason": r.sync_error}
                 for r in conn.execute(select(AssetRow).where(AssetRow.sync_state == "failed").limit(100))
             ]
             summary["would_send"] = make_plan(conn, counts).to_json()
+            summary["in_flight_uploads"] = summary["would_send"]["in_flight_uploads"]
         summary["store"] = str(self.store.root)
         summary["store_id"] = info.get("store_id")
         summary["remote"] = info.get("remote_url")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -137,16 +136,6 @@ class ObjectCache:
 
     def has(self, digest: Digest | str) -> bool:
         return os.path.exists(self._object_name(digest))
-
-    def digest_of(self, blake3: str) -> Digest | None:
-        """The full digest of a cached object (from the index, else by hashing)."""
-        known = self.index.object_digest(blake3)
-        if known is not None:
-            return known
-        path = self.path_of(blake3)
-        if not path.exists():
-            return None
-        return self.hash_file(path)
 
     # --- hashing user files ------------------------------------------------------
 
@@ -519,7 +508,3 @@ class ObjectCache:
             count += 1
             total += obj.stat().st_size
         return count, total
-
-    def clear_quarantine(self) -> None:
-        shutil.rmtree(self.quarantine_dir, ignore_errors=True)
-        self.quarantine_dir.mkdir(exist_ok=True)

@@ -131,12 +131,6 @@ class CacheIndex:
             conn.execute("ROLLBACK")
             raise
 
-    def forget(self, st: os.stat_result) -> None:
-        self._memo.pop((st.st_dev, st.st_ino), None)
-        self._conn().execute(
-            "DELETE FROM stat_entries WHERE device=? AND inode=?", (st.st_dev, st.st_ino)
-        )
-
     # --- object facts -----------------------------------------------------------
 
     def add_objects(self, digests: list[Digest]) -> None:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from satchel.journal.models import (
@@ -24,7 +24,6 @@ from satchel.journal.models import (
     RidAlias,
     StatusEvent,
     StoreInfo,
-    UploadJobRow,
     VocabularyTerm,
     WorkflowRow,
 )
@@ -465,7 +464,3 @@ def tags_by_asset(conn: Connection, asset_ids: Sequence[int]) -> dict[int, list[
     return out
 
 
-def link_role(conn: Connection, asset_id: int, execution_id: int) -> str | None:
-    return conn.execute(
-        select(links_t.c.role).where(and_(links_t.c.asset_id == asset_id, links_t.c.execution_id == execution_id))
-    ).scalar()

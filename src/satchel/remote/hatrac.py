@@ -33,6 +33,10 @@ MAX_CHUNKS = 10_000
 IDENTITY = {"Accept-Encoding": "identity"}
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def md5_base64(value: str) -> str:
     """A hex or base64 MD5 as base64 (Hatrac's form); ValueError when neither."""
     value = value.strip()
@@ -294,8 +298,8 @@ class HatracClient:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         size = Path(source).stat().st_size
-        if -(-size // chunk_size) > MAX_CHUNKS:  # S3-backed servers allow at most 10,000 parts
-            chunk_size = -(-(-(-size // MAX_CHUNKS)) // (64 * 1024)) * 64 * 1024
+        if _ceil_div(size, chunk_size) > MAX_CHUNKS:  # S3-backed servers allow at most 10,000 parts
+            chunk_size = _ceil_div(_ceil_div(size, MAX_CHUNKS), 64 * 1024) * 64 * 1024  # 64 KiB aligned
         b64 = md5_base64(md5) if md5 else file_md5(source)
         doc = {"chunk-length": chunk_size, "content-length": size, "content-md5": b64,
                "content-type": content_type or "application/octet-stream"}

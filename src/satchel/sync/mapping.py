@@ -80,9 +80,6 @@ class CatalogMap:
                 )
         return self._assets[name]
 
-    def has_column(self, table: Table, column: str) -> bool:
-        return column in table.columns
-
 
 def record_model(engine: Any, model: CatalogModel) -> None:
     """Remember the catalog's asset tables: from now on, table names are checked offline against them."""

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from satchel.journal import queries as q
-from satchel.journal.models import AssetRow, ExecutionRow
+from satchel.journal.models import AssetRow, ExecutionRow, UploadJobRow
 
 
 
@@ -79,7 +79,7 @@ def make_plan(conn: Connection, counts: dict[str, int] | None = None) -> PushPla
             (ExecutionRow.remote_status.is_(None)) | (ExecutionRow.remote_status != ExecutionRow.status),
         )
     ).scalar_one()
-    p.in_flight_uploads = conn.execute(select(func.count()).select_from(q.UploadJobRow)).scalar_one()
+    p.in_flight_uploads = conn.execute(select(func.count()).select_from(UploadJobRow)).scalar_one()
     return p
 
 

@@ -91,7 +91,7 @@ class Pusher:
         if not self.leases:
             log.info("%s has no RID leases: rows are matched by natural keys and markers", self.remote)
         self.map = CatalogMap(self.catalog.model())
-        self._record_model()
+        record_model(self.engine, self.map.model)
         for step in ("terms", "workflows", "executions", "objects", "assets", "tags", "links", "updates", "status"):
             getattr(self, f"_push_{step}")()
             crash_point(f"push.after_{step}")
@@ -101,10 +101,6 @@ class Pusher:
 
     def _emit(self, step: str, done: int, total: int, unit: str = "items") -> None:
         self.progress(ProgressEvent(step, done, total, unit))
-
-    def _record_model(self) -> None:
-        assert self.map is not None
-        record_model(self.engine, self.map.model)
 
     # --- RIDs -----------------------------------------------------------------------
 

@@ -129,7 +129,7 @@ class Authn:
                 form = parse_qs(req.body().decode("utf-8", "replace"))
                 username = (form.get("username") or [""])[0]
                 password = (form.get("password") or [""])[0]
-                for tok, sess in self._sessions.items():
+                for sess in self._sessions.values():
                     if sess["doc"]["client"]["id"] == username and sess.get("password") \
                             and secrets.compare_digest(sess["password"], password):
                         new = self._create(json.loads(json.dumps(sess["doc"])))

@@ -443,7 +443,7 @@ class Ermrest(Writes):
     def _joined(self, req: Request, cat: Catalog, path: DataPath, info: TableInfo, td: TableData) -> TableData:
         """The final table's rows linked, step by step through foreign keys, to the filtered earlier tables."""
         steps = [*path.prior, (path.table, [])]
-        prev_info, prev_td = None, None
+        prev_info = None
         linked: list[dict] = []
         for ref, filters in steps:
             cur_info, cur_td = cat.table(ref.schema, ref.table)
@@ -456,7 +456,7 @@ class Ermrest(Writes):
                 mine, theirs = _link(prev_info, cur_info)
                 wanted = {tuple(hashable(r.get(c)) for c in theirs) for r in linked}
                 rows = [r for r in rows if tuple(hashable(r.get(c)) for c in mine) in wanted]
-            prev_info, prev_td, linked = cur_info, cur_td, rows
+            prev_info, linked = cur_info, rows
         view = TableData(info)
         for row in linked:
             view.add(row)
