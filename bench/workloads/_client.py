@@ -226,23 +226,23 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("push")
     p.add_argument("store")
     p.add_argument("url")
-    p.add_argument("token")
     p.add_argument("--chunk-size", type=int)
     p.add_argument("--threshold", type=int)
     p.add_argument("--transfers", type=int)
     p = sub.add_parser("idle")
     p.add_argument("store")
     p = sub.add_parser("rawput")
-    for name in ("url", "token", "file", "object_path", "md5"):
+    for name in ("url", "file", "object_path", "md5"):
         p.add_argument(name)
     p = sub.add_parser("rawputs")
-    for name in ("url", "token", "manifest"):
+    for name in ("url", "manifest"):
         p.add_argument(name)
     p.add_argument("--threads", type=int, default=4)
     p = sub.add_parser("derivapy")
-    for name in ("url", "token", "manifest"):
+    for name in ("url", "manifest"):
         p.add_argument(name)
     args = ap.parse_args(argv)
+    args.token = os.environ.get("SATCHEL_BENCH_TOKEN", "")
     {"push": _push, "idle": _idle, "rawput": _rawput, "rawputs": _rawputs, "derivapy": _derivapy}[args.mode](args)
 
 

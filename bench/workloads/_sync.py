@@ -45,6 +45,9 @@ def emulator(ctx: Context, name: str, **options: Any) -> Iterator[Any]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+TOKEN_VARIABLE = "SATCHEL_BENCH_TOKEN"
+
+
 @dataclass
 class ClientRun:
     returncode: int
@@ -54,8 +57,12 @@ class ClientRun:
     wait4_maxrss: int  # KiB → bytes; includes the parent's RSS at fork, see run_client
 
 
-def run_client(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 1800) -> ClientRun:
+def run_client(*args: str, token: str | None = None, env: dict[str, str] | None = None, check: bool = True,
+               timeout: float = 1800) -> ClientRun:
     """Run ``python -m bench.workloads._client ARGS``: its JSON line, exit status and its own peak RSS.
+
+    ``token`` reaches the client in ``SATCHEL_BENCH_TOKEN``, not on its command line (where
+    ``ps`` shows it, and where a token starting with ``-`` would read as an option).
 
     The peak RSS is the ``VmHWM`` the client reports as it ends. (``ru_maxrss`` from ``wait4``
     is kept in ``wait4_maxrss``: on Linux it starts from the parent's RSS at the fork, because
@@ -64,6 +71,8 @@ def run_client(*args: str, env: dict[str, str] | None = None, check: bool = True
     environ = dict(os.environ)
     environ.pop("SATCHEL_CRASH_AT", None)
     environ.update(env or {})
+    if token is not None:
+        environ[TOKEN_VARIABLE] = token
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", "bench.workloads._client", *args], cwd=REPO, env=environ,
                                 stdout=out, stderr=err, text=True)

@@ -83,12 +83,13 @@ def run(ctx: Context) -> WorkloadResult:
         with emulator(ctx, "emulator", **limit) as server:
             settle(ctx.data_dir)
             before = server.stats.snapshot()
-            p = run_client("push", str(store), server.url, server.token, *push_args(ctx.quick))
+            p = run_client("push", str(store), server.url, *push_args(ctx.quick), token=server.token)
             delta = stats_delta(before, server.stats.snapshot())
             if not p.out["ok"]:
                 raise RuntimeError(f"push failed: {p.out['failed']}")
             settle(ctx.data_dir)
-            q = run_client("rawput", server.url, server.token, str(src), f"/hatrac/{TABLE}/raw-{r + 1}.bin", b64)
+            q = run_client("rawput", server.url, str(src), f"/hatrac/{TABLE}/raw-{r + 1}.bin", b64,
+                           token=server.token)
         i = run_client("idle", str(store))
         shutil.rmtree(store, ignore_errors=True)  # 1 GiB each: keep the peak disk use to one store
         if r < 0:

@@ -61,7 +61,7 @@ def _store(ctx: Context, datas: list[bytes]):
 def _satchel(ctx: Context, store) -> dict:
     with emulator(ctx, "emulator") as server:
         before, c0 = server.stats.snapshot(), cpu_seconds()
-        run = run_client("push", str(store), server.url, server.token)
+        run = run_client("push", str(store), server.url, token=server.token)
         delta, server_cpu = stats_delta(before, server.stats.snapshot()), cpu_seconds() - c0
     if not run.out["ok"]:
         raise RuntimeError(f"push failed: {run.out['failed']}")
@@ -81,7 +81,7 @@ def _manifest(ctx: Context, tree: list, types: dict):
 def _rawputs(ctx: Context, manifest) -> dict:
     with emulator(ctx, "emulator-raw") as server:
         c0 = cpu_seconds()
-        run = run_client("rawputs", server.url, server.token, str(manifest), "--threads", "4")
+        run = run_client("rawputs", server.url, str(manifest), "--threads", "4", token=server.token)
         server_cpu = cpu_seconds() - c0
     return {"seconds": run.out["seconds"], "cpu": {"client": run.out["cpu_seconds"], "emulator (whole client run)": server_cpu}}
 
@@ -89,7 +89,7 @@ def _rawputs(ctx: Context, manifest) -> dict:
 def _derivapy(ctx: Context, manifest) -> dict:
     with emulator(ctx, "emulator-ref") as server:
         before, c0 = server.stats.snapshot(), cpu_seconds()
-        run = run_client("derivapy", server.url, server.token, str(manifest))
+        run = run_client("derivapy", server.url, str(manifest), token=server.token)
         after, server_cpu = server.stats.snapshot(), cpu_seconds() - c0
     # the untimed set-up (connect, model, the execution row) is not counted: only what the clock saw
     delta = stats_delta(before, after)

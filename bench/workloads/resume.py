@@ -74,13 +74,14 @@ def run(ctx: Context) -> WorkloadResult:
             settle(ctx.data_dir)
             s0 = server.stats.snapshot()
             log0 = len(server.log)
-            killed = run_client("push", str(store), server.url, server.token, *push_args(ctx.quick),
-                                env={"SATCHEL_CRASH_AT": f"objects.after_chunk#{kill_after}"}, check=False)
+            killed = run_client("push", str(store), server.url, *push_args(ctx.quick),
+                                token=server.token, env={"SATCHEL_CRASH_AT": f"objects.after_chunk#{kill_after}"},
+                                check=False)
             if killed.returncode != -9:
                 raise RuntimeError(f"the push was not killed at chunk {kill_after}: {killed.returncode} {killed.stderr[-1000:]}")
             s1 = server.stats.snapshot()
             acked_chunks, acked_bytes = _acknowledged(list(server.log)[log0:], size, chunk)
-            done = run_client("push", str(store), server.url, server.token, *push_args(ctx.quick))
+            done = run_client("push", str(store), server.url, *push_args(ctx.quick), token=server.token)
             s2 = server.stats.snapshot()
             if not done.out["ok"]:
                 raise RuntimeError(f"the resumed push failed: {done.out['failed']}")

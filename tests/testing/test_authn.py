@@ -39,3 +39,18 @@ def test_server_remote_helper(deriva_server):
     with deriva_server.remote("reader") as r:
         assert r.whoami()["client"]["id"] == "reader"
 
+
+
+def test_issued_tokens_are_letters_and_digits(deriva_server, anon):
+    """A token that began with ``-`` broke a command line that took it as an argument (CI, stop 6)."""
+    import re
+
+    from satchel.testing.authn import new_token
+
+    tokens = [new_token() for _ in range(2000)]
+    assert all(re.fullmatch(r"[A-Za-z0-9]{24}", t) for t in tokens)
+    assert len(set(tokens)) == len(tokens)
+    for t in (deriva_server.token, deriva_server.admin_token, deriva_server.reader_token):
+        assert re.fullmatch(r"[A-Za-z0-9]{24}", t)
+    r = anon.post("/authn/session", data={"username": "writer", "password": "writer-password"})
+    assert re.fullmatch(r"webauthn=[A-Za-z0-9]{24};.*", r.headers["Set-Cookie"])

@@ -22,6 +22,16 @@ from satchel.testing import values as V
 from satchel.testing.httpd import HTTPError, Request, Response
 
 SESSION_LIFETIME = dt.timedelta(hours=24)
+TOKEN_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def new_token() -> str:
+    """A fresh 24-character session token (about 143 bits), letters and digits only.
+
+    Not ``token_urlsafe``: its alphabet has ``-`` and ``_``, and a token that
+    begins with ``-`` reads as an option on every command line it is pasted
+    into (``--token -Xy...``)."""
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(24))
 
 
 def make_client(user_id: str, attributes: list[str] = ()) -> dict:
@@ -55,7 +65,7 @@ class Authn:
                                 lifetime=lifetime)
 
     def _create(self, doc: dict, *, token=None, password=None, lifetime=SESSION_LIFETIME) -> str:
-        token = token or secrets.token_urlsafe(18)[:24]
+        token = token or new_token()
         now = dt.datetime.now(dt.timezone.utc)
         sess = {"doc": doc, "since": V.render_timestamp_space(now),
                 "expires": V.render_timestamp_space(now + lifetime), "password": password}
