@@ -80,6 +80,20 @@ def test_lookup_splits_long_any_lists(remote, deriva_server):
     assert all(len(t) < 7100 for _, t, _ in deriva_server.log)
 
 
+def test_count_and_key_projection(remote, deriva_server):
+    """What a pull's deletion sweep reads: one cnt(*), then keys only, paged on RID."""
+    stored = remote.catalog.insert(S, T, rows(25))
+    assert remote.catalog.count(S, T) == 25
+    assert remote.catalog.count(S, T, urls.eq("Length", 3)) == 1
+    before = deriva_server.stats.requests("GET", "ermrest.attribute")
+    keys = list(remote.catalog.project(S, T, ("MD5", "Length"), page_size=10))
+    assert deriva_server.stats.requests("GET", "ermrest.attribute") - before == 3
+    assert [k["RID"] for k in keys] == sorted(r["RID"] for r in stored)
+    assert set(keys[0]) == {"RID", "MD5", "Length"}
+    remote.catalog.delete(S, T, urls.eq("RID", stored[0]["RID"]))
+    assert remote.catalog.count(S, T) == 24 and stored[0]["RID"] not in remote.catalog.rids(S, T)
+
+
 def test_update_by_rid_and_optimistic_lock(remote):
     (row,) = remote.catalog.insert(S, T, rows(1))
     assert remote.catalog.update(S, T, [{"RID": row["RID"], "Description": "a"}]) == \

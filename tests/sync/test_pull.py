@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from syncsupport import catalog_rows, random_bytes, record_run
 
-from satchel import ObjectMissingError, UnknownAssetTableError
+from satchel import ObjectMissingError, UnknownAssetTableError, UnknownRIDError
 
 
 @pytest.fixture
@@ -143,3 +143,100 @@ def test_same_bytes_pushed_elsewhere_first_is_adopted_by_pull(new_store, remote,
     assert ml.lookup_asset(rids["weights.bin"]).rid == other_machine_pushed["weights.bin"]
     assert ml.push(remote=remote).ok
     assert len(catalog_rows(remote, "Model")) == 1
+
+
+# --- deletions on the server: no RMT shows them; a count check and a key sweep do ---------------------------
+
+
+def _delete_asset_everywhere(remote, table: str, rid: str) -> None:
+    """What a curator does on the server: the association rows, then the asset row."""
+    remote.catalog.delete("test-schema", f"{table}_Asset_Type", f"{table}={rid}")
+    remote.catalog.delete("test-schema", f"{table}_Execution", f"{table}={rid}")
+    remote.catalog.delete("test-schema", table, f"RID={rid}")
+
+
+def test_a_tag_removed_on_the_server_is_removed_here(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["mask.png"]
+    ml.add_term("Asset_Type", "Reviewed", description="reviewed")
+    ml.update_asset(rid, asset_types=["Mask", "Output_File", "Reviewed"])  # here: a pending addition
+    remote.catalog.delete("test-schema", "Image_Asset_Type", f"Image={rid}", "Asset_Type=Mask")  # there: a removal
+    result = ml.pull(remote=remote)
+    assert result.pulled["tags_removed"] == 1
+    assert set(ml.lookup_asset(rid).asset_types) == {"Output_File", "Reviewed"}
+    assert ml.sync(remote=remote).ok
+    remote_tags = {r["Asset_Type"] for r in catalog_rows(remote, "Image_Asset_Type")}
+    assert remote_tags == {"Output_File", "Reviewed"} == set(ml.lookup_asset(rid).asset_types)
+
+
+def test_a_link_removed_on_the_server_is_removed_here(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["weights.bin"]
+    assert len(ml.lookup_asset(rid).executions) == 1
+    remote.catalog.delete("test-schema", "Model_Execution", f"Model={rid}")
+    assert ml.pull(remote=remote).pulled["links_removed"] == 1
+    assert ml.lookup_asset(rid).executions == []
+
+
+def test_an_unchanged_catalog_costs_one_count_per_table(new_store, remote, deriva_server, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    deriva_server.stats.reset()
+    ml.pull(remote=remote)
+    assert deriva_server.stats.requests("GET", "ermrest.aggregate") >= 3
+    assert deriva_server.stats.requests("GET", "ermrest.attribute") == 0, "no key sweep when the counts agree"
+
+
+def test_a_mirrored_asset_deleted_on_the_server_leaves_the_mirror(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["mask.png"]
+    _delete_asset_everywhere(remote, "Image", rid)
+    result = ml.pull(remote=remote)
+    assert result.pulled["deleted"] == 1 and result.pulled["conflicts"] == 0
+    with pytest.raises(UnknownRIDError):
+        ml.lookup_asset(rid)
+    assert list(ml.find_assets(asset_type="Mask")) == []
+    assert {a.filename for a in ml.list_assets("Model")} == {"weights.bin"}, "the others stay"
+
+
+def test_a_mirrored_asset_with_work_pending_here_is_not_dropped(new_store, remote, other_machine_pushed):
+    ml = new_store("here")
+    ml.pull(remote=remote)
+    rid = other_machine_pushed["mask.png"]
+    ml.update_asset(rid, description="annotated here, not yet pushed")
+    _delete_asset_everywhere(remote, "Image", rid)
+    result = ml.pull(remote=remote)
+    assert result.pulled["deleted"] == 0 and result.pulled["conflicts"] == 1
+    (conflict,) = ml.status()["conflicts"]
+    assert (conflict["RID"], conflict["field"]) == (rid, "Deleted")
+    assert ml.lookup_asset(rid).description == "annotated here, not yet pushed"
+    assert ml.pull(remote=remote).pulled["conflicts"] == 0, "one conflict, not one per pull"
+    with pytest.raises(ObjectMissingError, match="--keep remote"):
+        ml.resolve(rid, keep="local")  # never fetched: nothing to send again
+    assert ml.resolve(rid, keep="remote") == 1
+    with pytest.raises(UnknownRIDError):
+        ml.lookup_asset(rid)
+    assert ml.status()["conflicts"] == [] and ml.sync(remote=remote).ok
+
+
+def test_our_own_asset_deleted_on_the_server_is_a_conflict_and_can_be_sent_again(new_store, remote, tmp_path):
+    ml = new_store("here")
+    exe_rid, rids = record_run(ml, {"model.pt": ("Model", random_bytes(3000, 7), ["Model_File"])})
+    assert ml.push(remote=remote).ok
+    first = ml.lookup_asset(rids["model.pt"]).rid
+    _delete_asset_everywhere(remote, "Model", first)
+    assert ml.pull(remote=remote).pulled["conflicts"] == 1
+    assert ml.lookup_asset(rids["model.pt"]).asset_types == ["Model_File", "Output_File"], "tags kept meanwhile"
+    ml.resolve(rids["model.pt"], keep="local")
+    result = ml.sync(remote=remote)
+    assert result.ok, result.failed
+    (row,) = catalog_rows(remote, "Model")
+    assert row["RID"] != first and row["MD5"] == hashlib.md5(random_bytes(3000, 7)).hexdigest()
+    assert {r["Asset_Type"] for r in catalog_rows(remote, "Model_Asset_Type")} == {"Model_File", "Output_File"}
+    (link,) = catalog_rows(remote, "Model_Execution")
+    assert link["Model"] == row["RID"] and link["Asset_Role"] == "Output"
+    assert ml.lookup_asset(rids["model.pt"]).rid == row["RID"], "the RID we handed out still resolves"
+    assert ml.status()["conflicts"] == []

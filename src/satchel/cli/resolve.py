@@ -1,4 +1,4 @@
-"""``satchel resolve``: settle a description changed both here and on the server."""
+"""``satchel resolve``: settle a description changed on both sides, or an asset the catalog deleted."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from satchel.cli._common import handle_errors, open_store, store_options
 @store_options
 @click.argument("rid")
 @click.option("--keep", type=click.Choice(["local", "remote"]), required=True,
-              help="local: the next push writes our value over theirs; remote: take theirs, drop our edit.")
+              help="local: the next push writes our value over theirs (a deleted asset is sent again); "
+                   "remote: take theirs, drop our edit (a deleted asset is forgotten here).")
 @handle_errors
 def command(store, hostname, catalog_id, rid: str, keep: str) -> None:
     """Settle the open conflict(s) of asset RID."""

@@ -42,10 +42,13 @@ def command(store, hostname, catalog_id, as_json: bool) -> None:
     for f in status["failures"]:
         console.print(f"[red]failed[/red] {f['table']} {f['RID']}: {f['reason']}  (retry: satchel push --retry-failed)")
     for c in status["conflicts"]:
-        console.print(
-            f"[yellow]conflict[/yellow] {c['RID']} {c['field']}: here {c['local']!r}, remote {c['remote']!r}  "
-            f"(settle: satchel resolve {c['RID']} --keep local|remote)"
-        )
+        if c["field"] == "Deleted":
+            what = "deleted from the catalog, still recorded here"
+            how = "--keep remote: forget it here; --keep local: send it again"
+        else:
+            what = f"{c['field']}: here {c['local']!r}, remote {c['remote']!r}"
+            how = "--keep local|remote"
+        console.print(f"[yellow]conflict[/yellow] {c['RID']} {what}  (settle: satchel resolve {c['RID']} {how})")
     from satchel.sync.plan import PushPlan
 
     plan = PushPlan(**{k: v for k, v in status["would_send"].items() if k in PushPlan.__dataclass_fields__})

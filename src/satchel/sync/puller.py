@@ -44,6 +44,7 @@ from satchel.remote.model import Table
 from satchel.store import now
 from satchel.sync.mapping import AssetTarget, CatalogMap, record_model
 from satchel.sync.result import ProgressEvent, SyncResult
+from satchel.sync.sweep import DELETED, forget_asset, sweep_deletions
 
 log = logging.getLogger("satchel.sync")
 
@@ -84,6 +85,7 @@ class Puller:
                     self._pull_assets(target)
                     self._pull_tags(target)
                     self._pull_links(target)
+                    sweep_deletions(self.engine, self.catalog, target, self.result)
             self.ml._terms.clear()
             self.ml._tables = None
         wanted = self._resolve_prefetch(assets, tables, executions)
@@ -376,7 +378,11 @@ class Puller:
 
 
 def resolve_conflict(ml: Any, asset_rid: str, keep: str) -> int:
-    """Settle the open conflicts of an asset: ``keep='local'`` (push ours) or ``'remote'`` (take theirs)."""
+    """Settle the open conflicts of an asset: ``keep='local'`` (push ours) or ``'remote'`` (take theirs).
+
+    For an asset the catalog deleted (a ``Deleted`` conflict), ``remote``
+    accepts the deletion (the journal forgets the asset; its cached bytes stay)
+    and ``local`` sends it again as a new row at the next push."""
     if keep not in ("local", "remote"):
         raise ValueError("keep must be 'local' or 'remote'")
     at = now()
@@ -386,6 +392,9 @@ def resolve_conflict(ml: Any, asset_rid: str, keep: str) -> int:
             ConflictRow.asset_id == asset_id, ConflictRow.resolved_at.is_(None))).all()
         if not open_:
             raise errors.NotFoundError(f"asset {asset_rid} has no open conflict; `satchel status` lists them")
+        if any(c.field == DELETED for c in open_):
+            _resolve_deleted(ml, conn, asset_rid, asset_id, keep)
+            return len(open_)
         for c in open_:
             if keep == "local":  # our value goes out at the next push, knowingly replacing theirs
                 conn.execute(update(AssetRow).where(AssetRow.id == asset_id).values(remote_description=c.remote_value))
@@ -396,6 +405,28 @@ def resolve_conflict(ml: Any, asset_rid: str, keep: str) -> int:
                                                   Change.entity_id == asset_id).values(state="done"))
             conn.execute(update(ConflictRow).where(ConflictRow.id == c.id).values(resolved_at=at, resolution=keep))
     return len(open_)
+
+
+def _resolve_deleted(ml: Any, conn: Any, asset_rid: str, asset_id: int, keep: str) -> None:
+    if keep == "remote":
+        forget_asset(conn, asset_id)
+        return
+    row = conn.execute(select(AssetRow.blake3).where(AssetRow.id == asset_id)).one()
+    if row.blake3 is None or not ml.store.cache.has(row.blake3):
+        raise errors.ObjectMissingError(
+            f"asset {asset_rid} was deleted from the catalog and its bytes are not in this store's cache, "
+            "so it cannot be sent again; accept the deletion with `satchel resolve "
+            f"{asset_rid} --keep remote`")
+    # a new catalog row (new RID, bytes found again by MD5), with this asset's tags and links
+    conn.execute(update(AssetRow).where(AssetRow.id == asset_id).values(
+        remote_rid=None, sync_state="local", sync_error=None, object_url=None, remote_description=None,
+        remote_rmt=None))
+    conn.execute(update(AssetTag).where(AssetTag.asset_id == asset_id).values(sync_state="local"))
+    conn.execute(update(AssetLink).where(AssetLink.asset_id == asset_id).values(sync_state="local", remote_rid=None))
+    conn.execute(update(Change).where(Change.state == "pending", Change.kind == "description",
+                                      Change.entity_id == asset_id).values(state="done"))
+    conn.execute(update(ConflictRow).where(ConflictRow.asset_id == asset_id, ConflictRow.resolved_at.is_(None))
+                 .values(resolved_at=now(), resolution="local"))
 
 
 def open_conflicts(conn: Any) -> list[dict[str, Any]]:
