@@ -159,7 +159,7 @@ def resume_commit(worker: Path, store: Path, rid: str) -> int:
 @dataclass(frozen=True)
 class Snapshot:
     status: str
-    committed_registrations: int
+    committed_registrations: int  # rows with asset_id set: the commit deletes them, so always 0
     registrations: int
     outputs: dict[str, tuple[int, str, str]]  # file name -> (asset id, role, asset RID) linked to the execution
     tags: dict[int, frozenset[str]]
@@ -220,12 +220,13 @@ def check_all_or_nothing(store: Path, rid: str, count: int, *, prior: int = 0) -
         assert report.lost_assets == [], "asset rows whose bytes are not in the cache"
         assert report.quarantined == [], "corrupt cache objects"
         snap = snapshot(store, rid)
-        assert snap.registrations == count, "registrations are durable before the commit starts"
-        assert snap.committed_registrations in (0, count), f"half a commit: {snap.committed_registrations}/{count}"
+        assert snap.committed_registrations == 0, "a commit deletes the registrations it turns into assets"
+        # registrations are durable before the commit starts, and the commit consumes all of them or none
+        assert snap.registrations in (0, count), f"half a commit: {count - snap.registrations}/{count} consumed"
         every_asset = set(snap.assets)
         assert set(snap.links_per_asset) == every_asset, "an asset row without its Output link"
         assert snap.asset_changes == len(every_asset), "the outbox announces each asset once"
-        if snap.committed_registrations == 0:
+        if snap.registrations == count:
             assert snap.outputs == {}
             assert snap.status == "Stopped"
             assert sorted(snap.assets.values()) == [name(i) for i in range(prior)]

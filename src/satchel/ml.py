@@ -701,25 +701,15 @@ class DerivaML:
         )
 
     def status(self) -> dict[str, Any]:
-        """What the remote does not have yet: counts and bytes."""
-        with read_transaction(self.store.engine) as conn:
-            counts = q.sync_counts(conn)
-            summary = q.unsynced_summary(conn, counts)
-            info = q.store_info(conn)
-        from satchel.sync.plan import make_plan
-        from satchel.sync.puller import open_conflicts
+        """What the remote does not have yet: counts and bytes, conflicts, failures and what one push would send.
+
+        One read transaction, counted from indexes (``satchel.journal.report``).
+        """
+        from satchel.journal import report
 
         with read_transaction(self.store.engine) as conn:
-            summary["conflicts"] = open_conflicts(conn)
-            summary["failures"] = [
-                {"RID": r.remote_rid or r.rid, "table": r.asset_table, "reason": r.sync_error}
-                for r in conn.execute(select(AssetRow).where(AssetRow.sync_state == "failed").limit(100))
-            ]
-            summary["would_send"] = make_plan(conn, counts).to_json()
-            summary["in_flight_uploads"] = summary["would_send"]["in_flight_uploads"]
+            summary = report.status(conn.connection.driver_connection)
         summary["store"] = str(self.store.root)
-        summary["store_id"] = info.get("store_id")
-        summary["remote"] = info.get("remote_url")
         return summary
 
 

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, text
-
 from satchel.errors import SchemaVersionError
-from satchel.journal.engine import read_transaction, write_transaction
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
+    from sqlalchemy import Connection, Engine
 
-#: the newest revision in migrations/ (a test checks it); a journal already there opens without alembic
-LATEST = "0006_changes_state_kind"
+#: the newest revision in migrations/ (a test checks it); a journal already there opens without alembic,
+#: and ``satchel status`` reads it without SQLAlchemy (satchel.journal.report)
+LATEST = "0007_compact_journal"
 
 
 def migrations_dir() -> Path:
@@ -55,10 +53,10 @@ def head_revision() -> str:
 
 def current_revision(conn: Connection) -> str | None:
     """The journal's revision, read directly (no alembic import on the common path)."""
-    exists = conn.execute(text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'")).first()
+    exists = conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'").first()
     if exists is None:
         return None
-    rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     return rows[0][0] if rows else None
 
 
@@ -75,6 +73,8 @@ def _check_known(rev: str | None, script: ScriptDirectory, path: str) -> None:
 
 def upgrade(engine: Engine, target: str = "head") -> str:
     """Apply pending migrations up to ``target``; returns the revision reached."""
+    from satchel.journal.engine import read_transaction, write_transaction
+
     if target == "head":
         with read_transaction(engine) as conn:
             if current_revision(conn) == LATEST:

@@ -20,7 +20,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    DDL,
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -123,12 +137,20 @@ class StatusEvent(Base):
 
 
 class Registration(Base):
-    """A file registered by ``asset_file_path``, waiting for ``commit_output_assets``."""
+    """A file registered by ``asset_file_path``, waiting for ``commit_output_assets``.
+
+    Only pending registrations are kept: the commit that sets ``asset_id`` deletes
+    the row in the same statement (``tr_registrations_committed``). A name already
+    committed as an ``Output`` of the execution is refused by
+    ``tr_registrations_committed_name``, from ``assets``/``asset_links``, as the
+    unique key refuses a name that is still pending. ``AUTOINCREMENT``: an id a
+    commit read before capturing never names a registration made since.
+    """
 
     __tablename__ = "registrations"
-    __table_args__ = (UniqueConstraint("execution_id", "asset_table", "file_name"),)
+    __table_args__ = (UniqueConstraint("execution_id", "asset_table", "file_name"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"), index=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"))
     asset_table: Mapped[str] = mapped_column(String(200))
     file_name: Mapped[str] = mapped_column(Text)
     staged_path: Mapped[str] = mapped_column(Text)
@@ -146,7 +168,10 @@ class AssetRow(Base):
     __table_args__ = (
         UniqueConstraint("asset_table", "url"),
         Index("ix_assets_md5", "md5"),
-        Index("ix_assets_blake3", "blake3"),
+        Index("ix_assets_filename", "filename"),  # tr_registrations_committed_name
+        # what status counts, for the unsynced rows only
+        Index("ix_assets_unsynced", "sync_state", "object_url", "length",
+              sqlite_where=text("sync_state IN ('local', 'failed')")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -174,6 +199,7 @@ class AssetTag(Base):
     """The current tag set of an asset (terms of Asset_Type)."""
 
     __tablename__ = "asset_tags"
+    __table_args__ = {"sqlite_with_rowid": False}
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
     term: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
     sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
@@ -238,10 +264,19 @@ class ConflictRow(Base):
 
 
 class Change(Base):
-    """The ordered outbox: one row per local mutation the remote must learn about."""
+    """The ordered outbox: one row per local mutation the remote must learn about.
+
+    A change marked ``done`` is deleted in the same statement (``tr_changes_done``):
+    the table holds what is still to send. ``AUTOINCREMENT``: a seq read before
+    a push never names a change recorded since.
+    """
 
     __tablename__ = "changes"
-    __table_args__ = (Index("ix_changes_state_seq", "state", "seq"), Index("ix_changes_state_kind", "state", "kind"))
+    __table_args__ = (
+        # state too, so that counting the pending rows by kind reads the index alone
+        Index("ix_changes_pending", "kind", "entity_id", "state", sqlite_where=text("state = 'pending'")),
+        {"sqlite_autoincrement": True},
+    )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
     entity_kind: Mapped[str] = mapped_column(String(16))
@@ -264,3 +299,28 @@ CHANGE_KINDS = (
     "link",  # an <Asset>_Execution row
     "description",  # an asset description edit
 )
+
+
+#: the journal's triggers, as the migrations create them (a test compares them with a migrated journal)
+TRIGGERS = {
+    "tr_registrations_committed": (
+        "CREATE TRIGGER tr_registrations_committed AFTER UPDATE OF asset_id ON registrations"
+        " FOR EACH ROW WHEN NEW.asset_id IS NOT NULL"
+        " BEGIN DELETE FROM registrations WHERE id = NEW.id; END"
+    ),
+    "tr_registrations_committed_name": (
+        "CREATE TRIGGER tr_registrations_committed_name BEFORE INSERT ON registrations"
+        " FOR EACH ROW WHEN EXISTS (SELECT 1 FROM assets a JOIN asset_links l ON l.asset_id = a.id"
+        " WHERE a.filename = NEW.file_name AND a.asset_table = NEW.asset_table"
+        " AND l.execution_id = NEW.execution_id AND l.role = 'Output')"
+        " BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: registrations.execution_id,"
+        " registrations.asset_table, registrations.file_name (already committed)'); END"
+    ),
+    "tr_changes_done": (
+        "CREATE TRIGGER tr_changes_done AFTER UPDATE OF state ON changes"
+        " FOR EACH ROW WHEN NEW.state = 'done'"
+        " BEGIN DELETE FROM changes WHERE seq = NEW.seq; END"
+    ),
+}
+for _sql in TRIGGERS.values():  # a schema made from these models (create_all) has them too
+    event.listen(Base.metadata, "after_create", DDL(_sql))

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from satchel.journal.models import (
@@ -65,13 +65,6 @@ def append_changes(conn: Connection, rows: list[dict[str, Any]], at: str) -> Non
                 for r in rows
             ],
         )
-
-
-def pending_change_counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(
-        select(Change.kind, func.count()).where(Change.state == "pending").group_by(Change.kind)
-    ).all()
-    return {k: n for k, n in rows}
 
 
 # --- store info, model, vocabulary ----------------------------------------------------
@@ -405,52 +398,6 @@ def execution_links(conn: Connection, execution_id: int, role: str | None = None
     if role is not None:
         q = q.where(links_t.c.role == role)
     return [(r.remote_rid or r.rid, r.asset_table, r.role) for r in conn.execute(q)]
-
-
-def sync_counts(conn: Connection) -> dict[str, int]:
-    """Counts of what the remote does not have, one pass per table (cheap through the sync_state indexes
-    when little is pending; one read of the pending rows when much is)."""
-    raw = conn.connection.driver_connection
-    c: dict[str, int] = dict.fromkeys(
-        ("assets_local", "assets_failed", "bytes_local", "bytes_failed", "objects", "object_bytes",
-         "links_local", "links_failed", "tags_local", "executions_local", "executions_failed",
-         "workflows_local", "workflows_failed", "terms_local", "terms_failed"), 0)
-    for state, no_object, n, total in raw.execute(
-        "SELECT sync_state, object_url IS NULL, count(*), coalesce(sum(length), 0) FROM assets"
-        " WHERE sync_state IN ('local', 'failed') GROUP BY 1, 2"
-    ):
-        c[f"assets_{state}"] += n
-        c[f"bytes_{state}"] += total
-        if state == "local" and no_object:
-            c["objects"] += n
-            c["object_bytes"] += total
-    for table, prefix in (("asset_links", "links"), ("executions", "executions"), ("workflows", "workflows"),
-                          ("vocabulary_terms", "terms"), ("asset_tags", "tags")):
-        for state, n in raw.execute(
-            f"SELECT sync_state, count(*) FROM {table} WHERE sync_state IN ('local', 'failed') GROUP BY 1"
-        ):
-            c[f"{prefix}_{state}"] = n
-    return c
-
-
-def unsynced_summary(conn: Connection, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """What the remote does not have yet: counts and bytes."""
-    c = counts if counts is not None else sync_counts(conn)
-    status_by = dict(
-        conn.execute(
-            select(executions_t.c.status, func.count()).where(executions_t.c.origin == "local").group_by(executions_t.c.status)
-        ).all()
-    )
-    return {
-        "executions": c["executions_local"] + c["executions_failed"],
-        "assets": c["assets_local"] + c["assets_failed"],
-        "asset_bytes": c["bytes_local"] + c["bytes_failed"],
-        "failed_assets": c["assets_failed"],
-        "links": c["links_local"] + c["links_failed"],
-        "terms": c["terms_local"] + c["terms_failed"],
-        "pending_changes": pending_change_counts(conn),
-        "executions_by_status": status_by,
-    }
 
 
 def tags_by_asset(conn: Connection, asset_ids: Sequence[int]) -> dict[int, list[str]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from satchel.journal import queries as q
-from satchel.journal.models import AssetRow, ExecutionRow, UploadJobRow
-
+from satchel.journal import report
+from satchel.journal.models import AssetRow
 
 
 @dataclass
@@ -62,25 +62,8 @@ class PushPlan:
         return out or ["nothing to send"]
 
 
-def make_plan(conn: Connection, counts: dict[str, int] | None = None) -> PushPlan:
-    c = counts if counts is not None else q.sync_counts(conn)
-    p = PushPlan(
-        terms=c["terms_local"], workflows=c["workflows_local"], executions=c["executions_local"],
-        objects=c["objects"], object_bytes=c["object_bytes"], assets=c["assets_local"], tags=c["tags_local"],
-        links=c["links_local"],
-        failed=c["terms_failed"] + c["workflows_failed"] + c["executions_failed"] + c["assets_failed"] + c["links_failed"],
-    )
-    pending = q.pending_change_counts(conn)
-    p.tag_removals = pending.get("tag_remove", 0)
-    p.descriptions = pending.get("description", 0)
-    p.status_updates = conn.execute(
-        select(func.count()).select_from(ExecutionRow).where(
-            ExecutionRow.origin == "local",
-            (ExecutionRow.remote_status.is_(None)) | (ExecutionRow.remote_status != ExecutionRow.status),
-        )
-    ).scalar_one()
-    p.in_flight_uploads = conn.execute(select(func.count()).select_from(UploadJobRow)).scalar_one()
-    return p
+def make_plan(conn: Connection) -> PushPlan:
+    return PushPlan(**report.push_counts(conn.connection.driver_connection))
 
 
 def pull_plan(conn: Connection, prefetch_ids: list[int] | None = None) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""A smaller journal: committed registrations and done outbox rows are not kept; indexes that no query used go.
+
+* ``registrations``: a row is deleted by the commit that makes its asset (a
+  trigger on ``asset_id``, in the commit's transaction). A name already
+  committed as an ``Output`` of the execution is refused by a trigger that
+  looks in ``assets``/``asset_links`` (``ix_assets_filename``), as the unique
+  key refused it while committed rows were kept. Ids are ``AUTOINCREMENT``:
+  an id read by one commit never names a later registration.
+* ``changes``: a row marked ``done`` is deleted (a trigger); ``seq`` is
+  ``AUTOINCREMENT`` so a seq read before the push never names a later change.
+  One partial index on the pending rows by (kind, entity) replaces
+  (state, seq) and (state, kind).
+* ``assets``: the blake3 index goes (nothing looks assets up by blake3); a
+  partial index on the unsynced rows covers what ``status`` counts.
+* ``asset_tags`` is ``WITHOUT ROWID``: its primary key is the table.
+
+Revision ID: 0007_compact_journal
+Revises: 0006_changes_state_kind
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007_compact_journal"
+down_revision = "0006_changes_state_kind"
+branch_labels = None
+depends_on = None
+
+# the models (satchel.journal.models.TRIGGERS) carry the same statements; a test compares them
+TRIGGERS = {
+    "tr_registrations_committed": (
+        "CREATE TRIGGER tr_registrations_committed AFTER UPDATE OF asset_id ON registrations"
+        " FOR EACH ROW WHEN NEW.asset_id IS NOT NULL"
+        " BEGIN DELETE FROM registrations WHERE id = NEW.id; END"
+    ),
+    "tr_registrations_committed_name": (
+        "CREATE TRIGGER tr_registrations_committed_name BEFORE INSERT ON registrations"
+        " FOR EACH ROW WHEN EXISTS (SELECT 1 FROM assets a JOIN asset_links l ON l.asset_id = a.id"
+        " WHERE a.filename = NEW.file_name AND a.asset_table = NEW.asset_table"
+        " AND l.execution_id = NEW.execution_id AND l.role = 'Output')"
+        " BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: registrations.execution_id,"
+        " registrations.asset_table, registrations.file_name (already committed)'); END"
+    ),
+    "tr_changes_done": (
+        "CREATE TRIGGER tr_changes_done AFTER UPDATE OF state ON changes"
+        " FOR EACH ROW WHEN NEW.state = 'done'"
+        " BEGIN DELETE FROM changes WHERE seq = NEW.seq; END"
+    ),
+}
+
+
+def upgrade() -> None:
+    # rebuilt AUTOINCREMENT first, with every row, so sqlite_sequence starts past every id ever used
+    with op.batch_alter_table("registrations", recreate="always", table_kwargs={"sqlite_autoincrement": True}) as batch:
+        batch.drop_index("ix_registrations_execution_id")
+    op.execute("DELETE FROM registrations WHERE asset_id IS NOT NULL")
+    op.create_index("ix_assets_filename", "assets", ["filename"], unique=False)
+
+    op.drop_index("ix_changes_state_seq", table_name="changes")
+    op.drop_index("ix_changes_state_kind", table_name="changes")
+    with op.batch_alter_table("changes", recreate="always", table_kwargs={"sqlite_autoincrement": True}):
+        pass
+    op.execute("DELETE FROM changes WHERE state = 'done'")
+    op.create_index(
+        "ix_changes_pending", "changes", ["kind", "entity_id", "state"], unique=False,
+        sqlite_where=sa.text("state = 'pending'"),
+    )
+
+    op.drop_index("ix_assets_blake3", table_name="assets")
+    op.create_index(
+        "ix_assets_unsynced", "assets", ["sync_state", "object_url", "length"], unique=False,
+        sqlite_where=sa.text("sync_state IN ('local', 'failed')"),
+    )
+
+    with op.batch_alter_table("asset_tags", recreate="always", table_kwargs={"sqlite_with_rowid": False}):
+        pass
+
+    for sql in TRIGGERS.values():
+        op.execute(sql)
+
+
+def downgrade() -> None:
+    for name in TRIGGERS:
+        op.execute(f"DROP TRIGGER {name}")
+    with op.batch_alter_table("asset_tags", recreate="always", table_kwargs={"sqlite_with_rowid": True}):
+        pass
+    op.drop_index("ix_assets_unsynced", table_name="assets")
+    op.create_index("ix_assets_blake3", "assets", ["blake3"], unique=False)
+    op.drop_index("ix_changes_pending", table_name="changes")
+    with op.batch_alter_table("changes", recreate="always", table_kwargs={"sqlite_autoincrement": False}):
+        pass
+    op.create_index("ix_changes_state_seq", "changes", ["state", "seq"], unique=False)
+    op.create_index("ix_changes_state_kind", "changes", ["state", "kind"], unique=False)
+    op.drop_index("ix_assets_filename", table_name="assets")
+    with op.batch_alter_table("registrations", recreate="always", table_kwargs={"sqlite_autoincrement": False}) as batch:
+        batch.create_index("ix_registrations_execution_id", ["execution_id"], unique=False)

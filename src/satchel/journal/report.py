@@ -1,0 +1,147 @@
+"""What the remote does not have yet, counted from the journal in bare SQL: ``status`` and the push plan.
+
+Every count is read from an index, never from the rows: the unsynced assets
+from the partial index ``ix_assets_unsynced``, the outbox from the partial
+index ``ix_changes_pending``, the rest from the ``sync_state`` indexes
+(``tests/journal/test_compaction.py`` checks the query plans). A store whose
+rows are synced counts only what is pending.
+
+Nothing here imports SQLAlchemy: ``satchel status`` reads a current journal
+with the sqlite3 module alone (:func:`read_status`), and ``DerivaML.status``
+passes the driver connection of its own read transaction to :func:`status`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from satchel.journal.migrate import LATEST
+
+#: the unsynced assets by state and whether their bytes are on the object store yet
+ASSETS_SQL = (
+    "SELECT sync_state, object_url IS NULL, count(*), coalesce(sum(length), 0) FROM assets"
+    " WHERE sync_state IN ('local', 'failed') GROUP BY 1, 2"
+)
+#: the outbox: what is still to send, by kind
+PENDING_SQL = "SELECT kind, count(*) FROM changes WHERE state = 'pending' GROUP BY kind"
+#: (table, key prefix) of the other rows the catalog will hold, counted by ``sync_state``
+STATE_TABLES = (("asset_links", "links"), ("executions", "executions"), ("workflows", "workflows"),
+                ("vocabulary_terms", "terms"), ("asset_tags", "tags"))
+STATE_SQL = "SELECT sync_state, count(*) FROM {table} WHERE sync_state IN ('local', 'failed') GROUP BY 1"
+
+
+def sync_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Counts of what the remote does not have, one index pass per table."""
+    c: dict[str, int] = dict.fromkeys(
+        ("assets_local", "assets_failed", "bytes_local", "bytes_failed", "objects", "object_bytes",
+         "links_local", "links_failed", "tags_local", "executions_local", "executions_failed",
+         "workflows_local", "workflows_failed", "terms_local", "terms_failed"), 0)
+    for state, no_object, n, total in conn.execute(ASSETS_SQL):
+        c[f"assets_{state}"] += n
+        c[f"bytes_{state}"] += total
+        if state == "local" and no_object:
+            c["objects"] += n
+            c["object_bytes"] += total
+    for table, prefix in STATE_TABLES:
+        for state, n in conn.execute(STATE_SQL.format(table=table)):
+            c[f"{prefix}_{state}"] = n
+    return c
+
+
+def pending_change_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute(PENDING_SQL).fetchall())
+
+
+def push_counts(
+    conn: sqlite3.Connection, counts: dict[str, int] | None = None, pending: dict[str, int] | None = None
+) -> dict[str, int]:
+    """What one push would send, per step: the fields of ``satchel.sync.plan.PushPlan``."""
+    c = counts if counts is not None else sync_counts(conn)
+    pending = pending if pending is not None else pending_change_counts(conn)
+    (status_updates,) = conn.execute(
+        "SELECT count(*) FROM executions WHERE origin = 'local' AND (remote_status IS NULL OR remote_status != status)"
+    ).fetchone()
+    (in_flight,) = conn.execute("SELECT count(*) FROM upload_jobs").fetchone()
+    return {
+        "terms": c["terms_local"], "workflows": c["workflows_local"], "executions": c["executions_local"],
+        "objects": c["objects"], "object_bytes": c["object_bytes"], "assets": c["assets_local"],
+        "tags": c["tags_local"], "tag_removals": pending.get("tag_remove", 0), "links": c["links_local"],
+        "descriptions": pending.get("description", 0), "status_updates": status_updates,
+        "failed": c["terms_failed"] + c["workflows_failed"] + c["executions_failed"] + c["assets_failed"]
+        + c["links_failed"],
+        "in_flight_uploads": in_flight,
+    }
+
+
+def status(conn: sqlite3.Connection) -> dict[str, Any]:
+    """``DerivaML.status()`` without the store's path: run it inside one read transaction (one snapshot)."""
+    c = sync_counts(conn)
+    pending = pending_change_counts(conn)
+    would_send = push_counts(conn, c, pending)
+    info = dict(conn.execute("SELECT key, value FROM store_info").fetchall())
+    conflicts = [
+        {"RID": remote_rid or rid, "field": field, "local": local, "remote": remote, "detected_at": at}
+        for rid, remote_rid, field, local, remote, at in conn.execute(
+            "SELECT a.rid, a.remote_rid, c.field, c.local_value, c.remote_value, c.detected_at FROM conflicts c"
+            " JOIN assets a ON a.id = c.asset_id WHERE c.resolved_at IS NULL ORDER BY c.id"
+        )
+    ]
+    failures = [
+        {"RID": remote_rid or rid, "table": table, "reason": reason}
+        for rid, remote_rid, table, reason in conn.execute(
+            "SELECT rid, remote_rid, asset_table, sync_error FROM assets WHERE sync_state = 'failed' ORDER BY id LIMIT 100"
+        )
+    ]
+    return {
+        "executions": c["executions_local"] + c["executions_failed"],
+        "assets": c["assets_local"] + c["assets_failed"],
+        "asset_bytes": c["bytes_local"] + c["bytes_failed"],
+        "failed_assets": c["assets_failed"],
+        "links": c["links_local"] + c["links_failed"],
+        "terms": c["terms_local"] + c["terms_failed"],
+        "pending_changes": pending,
+        "executions_by_status": dict(conn.execute(
+            "SELECT status, count(*) FROM executions WHERE origin = 'local' GROUP BY status").fetchall()),
+        "conflicts": conflicts,
+        "failures": failures,
+        "would_send": would_send,
+        "in_flight_uploads": would_send["in_flight_uploads"],
+        "store_id": info.get("store_id"),
+        "remote": info.get("remote_url"),
+    }
+
+
+def read_status(root: Path) -> dict[str, Any] | None:
+    """``status`` of the store at ``root`` with sqlite3 alone, or None when the store must be opened in full.
+
+    Only a journal at the revision this satchel writes, already seeded, is read
+    here; anything else (missing, older, newer, not a journal) returns None, and
+    opening the store migrates it or says what is wrong. Nothing is written.
+    """
+    journal = root / "journal.db"
+    if not journal.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(journal))}", uri=True, isolation_level=None, timeout=120.0)
+    except sqlite3.Error:
+        return None
+    try:
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("BEGIN")  # one snapshot for every count
+        rev = conn.execute(
+            "SELECT version_num FROM alembic_version WHERE EXISTS"
+            " (SELECT 1 FROM store_info WHERE key = 'store_id')"
+        ).fetchall()
+        if rev != [(LATEST,)]:
+            return None
+        out = status(conn)
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    out["store"] = str(root)
+    return out
