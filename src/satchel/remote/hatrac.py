@@ -146,6 +146,15 @@ class UploadJob:
                    set(doc.get("acknowledged") or ()))
 
 
+def chunk_md5(job: UploadJob, source: str | Path, index: int) -> str:
+    """The base64 MD5 of chunk ``index`` of ``source``, for its ``Content-MD5``."""
+    offset, length = job.span(index)
+    h = hashlib.md5()
+    for block in _file_blocks(Path(source), offset, length):
+        h.update(block)
+    return base64.b64encode(h.digest()).decode()
+
+
 def _file_blocks(path: Path, offset: int, length: int) -> Iterator[bytes]:
     with open(path, "rb") as f:
         f.seek(offset)
@@ -319,18 +328,19 @@ class HatracClient:
         except errors.NotFound:
             return None
 
-    def put_chunk(self, job: UploadJob, source: str | Path, index: int) -> None:
-        """Send chunk ``index`` (retried; re-sending the same bytes is harmless) and record the ack."""
+    def put_chunk(self, job: UploadJob, source: str | Path, index: int, *, md5: str | None = None) -> None:
+        """Send chunk ``index`` (retried; re-sending the same bytes is harmless) and record the ack.
+
+        ``md5`` is the chunk's base64 MD5 when the caller already has it
+        (:func:`chunk_md5`, computed for the next chunk while this one is sent);
+        the server checks it against the bytes it receives."""
         source = Path(source)
         if source.stat().st_size != job.size:
             raise errors.ProtocolError(f"{source} is {source.stat().st_size} bytes, the upload job expects "
                                        f"{job.size}; start a new job")
         offset, length = job.span(index)
-        h = hashlib.md5()
-        for block in _file_blocks(source, offset, length):
-            h.update(block)
         headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream",
-                   "Content-MD5": base64.b64encode(h.digest()).decode()}
+                   "Content-MD5": md5 or chunk_md5(job, source, index)}
         self.session.call("PUT", f"{job.job_url}/{index}", idempotent=True, expect=(204, 200, 201),
                           headers=headers, content=lambda: _file_blocks(source, offset, length))
         job.acknowledged.add(index)

@@ -25,7 +25,7 @@ from satchel._crashpoints import crash_point
 from satchel.cache import Digest, ObjectCache
 from satchel.journal import read_transaction, write_transaction
 from satchel.journal.models import UploadJobRow
-from satchel.remote.hatrac import HatracClient, UploadJob, md5_base64
+from satchel.remote.hatrac import HatracClient, UploadJob, chunk_md5, md5_base64
 from satchel.store import now
 
 
@@ -133,13 +133,21 @@ class ObjectSender:
             job = self.hatrac.create_job(item.url, path, md5=b64, chunk_size=self.chunk_size, filename=item.filename)
             self._save_job(item.url, job)
         sent = 0
-        for index in job.missing():
-            self.hatrac.put_chunk(job, path, index)
-            length = job.span(index)[1]
-            sent += length
-            self._count(length)
-            self._save_job(item.url, job)
-            crash_point("objects.after_chunk")
+        missing = job.missing()
+        # the next chunk's MD5 is computed while this one is sent (hashlib releases the GIL);
+        # it reads the file a second time, from the page cache, rather than holding chunks in memory
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="satchel-chunk-md5") as hasher:
+            upcoming = hasher.submit(chunk_md5, job, path, missing[0]) if missing else None
+            for n, index in enumerate(missing):
+                md5 = upcoming.result()
+                if n + 1 < len(missing):
+                    upcoming = hasher.submit(chunk_md5, job, path, missing[n + 1])
+                self.hatrac.put_chunk(job, path, index, md5=md5)
+                length = job.span(index)[1]
+                sent += length
+                self._count(length)
+                self._save_job(item.url, job)
+                crash_point("objects.after_chunk")
         current = self.hatrac.head(item.url)
         if current is not None and current.md5 == b64:  # someone else finished the same bytes meanwhile
             self.hatrac.cancel(job)
