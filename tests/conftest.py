@@ -7,8 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from satchel import DerivaML
+
+# CI shares 2 cores with everything else: a wall-clock deadline per example only measures the
+# neighbours. Properties fail on wrong answers, never on slow ones.
+settings.register_profile("satchel", deadline=None, print_blob=True)
+settings.load_profile("satchel")
 
 
 @pytest.fixture(autouse=True)
