@@ -11,7 +11,8 @@
   One partial index on the pending rows by (kind, entity) replaces
   (state, seq) and (state, kind).
 * ``assets``: the blake3 index goes (nothing looks assets up by blake3); a
-  partial index on the unsynced rows covers what ``status`` counts.
+  partial index on the local rows covers what ``status`` counts and what push
+  looks for.
 * ``asset_tags`` is ``WITHOUT ROWID``: its primary key is the table.
 
 Revision ID: 0007_compact_journal
@@ -70,8 +71,8 @@ def upgrade() -> None:
 
     op.drop_index("ix_assets_blake3", table_name="assets")
     op.create_index(
-        "ix_assets_unsynced", "assets", ["sync_state", "object_url", "length"], unique=False,
-        sqlite_where=sa.text("sync_state IN ('local', 'failed')"),
+        "ix_assets_local", "assets", ["sync_state", "object_url", "length"], unique=False,
+        sqlite_where=sa.text("sync_state = 'local'"),
     )
 
     with op.batch_alter_table("asset_tags", recreate="always", table_kwargs={"sqlite_with_rowid": False}):
@@ -86,7 +87,7 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {name}")
     with op.batch_alter_table("asset_tags", recreate="always", table_kwargs={"sqlite_with_rowid": True}):
         pass
-    op.drop_index("ix_assets_unsynced", table_name="assets")
+    op.drop_index("ix_assets_local", table_name="assets")
     op.create_index("ix_assets_blake3", "assets", ["blake3"], unique=False)
     op.drop_index("ix_changes_pending", table_name="changes")
     with op.batch_alter_table("changes", recreate="always", table_kwargs={"sqlite_autoincrement": False}):

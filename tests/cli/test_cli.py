@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,50 @@ def test_status_json_counts_what_is_not_on_the_remote(populated):
     assert data["executions"] == 1 and data["assets"] == 2 and data["asset_bytes"] == 2049
     assert data["executions_by_status"] == {"Pending_Upload": 1}
     assert data["remote"] is None
+
+
+_STATUS_IN_A_FRESH_PROCESS = """
+import json, sys
+from satchel.cli import main
+main(["status", "--json", "--store", sys.argv[1]], standalone_mode=False)
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "alembic", "rich", "httpx"))))
+"""
+
+
+def status_in_a_fresh_process(store: Path) -> tuple[dict, list[str]]:
+    """``satchel status --json`` in a new interpreter: (the status, the heavy modules it imported)."""
+    res = subprocess.run([sys.executable, "-c", _STATUS_IN_A_FRESH_PROCESS, str(store)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    status, _, imported = res.stdout.rpartition("\n[")
+    return json.loads(status), json.loads("[" + imported)
+
+
+def test_status_of_a_current_store_needs_neither_sqlalchemy_nor_rich(populated):
+    status, imported = status_in_a_fresh_process(populated)
+    assert imported == []
+    assert status == json.loads(invoke("status", "--store", str(populated), "--json").output)
+    with DerivaML("example.org", "1", working_dir=populated) as ml:
+        assert status == ml.status()
+
+
+def test_status_of_a_store_at_an_older_revision_migrates_it_first(tmp_path):
+    from satchel.journal import make_engine, migrate
+
+    store = tmp_path / "old"
+    store.mkdir()
+    engine = make_engine(store / "journal.db")
+    migrate.upgrade(engine, "0006_changes_state_kind")
+    engine.dispose()
+    with sqlite3.connect(store / "journal.db") as conn:
+        conn.execute("INSERT INTO store_info (key, value) VALUES ('store_id', 'OLDSTORE01'), ('rid_serial', '0'),"
+                     " ('hostname', 'example.org'), ('catalog_id', '1')")
+    status, imported = status_in_a_fresh_process(store)
+    assert "alembic" in imported, "the older journal was opened in full, and migrated"
+    assert status["store_id"] == "OLDSTORE01" and status["assets"] == 0
+    with sqlite3.connect(store / "journal.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (migrate.LATEST,)
+    assert status_in_a_fresh_process(store) == (status, [])
 
 
 def test_status_human(populated):

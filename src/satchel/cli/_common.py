@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +21,9 @@ from satchel.errors import (
     StoreError,
     SyncError,
 )
-from satchel.ml import DerivaML
+
+if TYPE_CHECKING:
+    from satchel.ml import DerivaML
 
 #: exit codes by error class, most specific first (documented in docs/cli.md)
 EXIT_CODES: list[tuple[type[SatchelError], int]] = [
@@ -84,17 +86,20 @@ def find_stores() -> list[Path]:
     return sorted(p.parent for p in home.glob("*/*/journal.db"))
 
 
-def open_store(store: Path | None, hostname: str | None, catalog_id: str | None) -> DerivaML:
-    """Open the store a command names, or the only one there is."""
+def find_store(store: Path | None, hostname: str | None, catalog_id: str | None) -> Path | None:
+    """The directory of the existing store a command names, or the only one there is, without opening it.
+
+    None for ``--host``/``--catalog``: that store is found (or made) by opening it.
+    """
     if store is not None:
         if not (store / "journal.db").exists():
             raise StoreError(f"{store} is not a satchel store (no journal.db); check the path")
-        return _open(store)
+        return store
     if hostname and catalog_id:
-        return DerivaML(hostname, catalog_id)
+        return None
     stores = find_stores()
     if len(stores) == 1:
-        return _open(stores[0])
+        return stores[0]
     if not stores:
         raise StoreError(
             f"no store under {satchel_home()}; record something first (or run `satchel demo`), "
@@ -104,7 +109,18 @@ def open_store(store: Path | None, hostname: str | None, catalog_id: str | None)
     raise StoreError(f"several stores exist ({listing}); choose one with --store PATH or --host/--catalog")
 
 
+def open_store(store: Path | None, hostname: str | None, catalog_id: str | None) -> DerivaML:
+    """Open the store a command names, or the only one there is."""
+    path = find_store(store, hostname, catalog_id)
+    if path is None:
+        from satchel.ml import DerivaML
+
+        return DerivaML(hostname, catalog_id)
+    return _open(path)
+
+
 def _open(path: Path) -> DerivaML:
+    from satchel.ml import DerivaML
     from satchel.store import Store
 
     probe = Store(path)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from satchel.cli._common import emit_json, handle_errors, human_bytes, open_store, store_options
+from satchel.cli._common import (
+    emit_json,
+    find_store,
+    handle_errors,
+    human_bytes,
+    open_store,
+    store_options,
+)
+from satchel.journal.report import read_status
 
 
 @click.command("status")
@@ -15,11 +21,18 @@ from satchel.cli._common import emit_json, handle_errors, human_bytes, open_stor
 @handle_errors
 def command(store, hostname, catalog_id, as_json: bool) -> None:
     """Show executions and assets not yet on the remote: counts and bytes."""
-    with open_store(store, hostname, catalog_id) as ml:
-        status = ml.status()
+    path = find_store(store, hostname, catalog_id)
+    # a current journal is read with sqlite3 alone; anything else is opened in full (migrated, or refused)
+    status = read_status(path.expanduser().absolute()) if path is not None else None
+    if status is None:
+        with open_store(store, hostname, catalog_id) as ml:
+            status = ml.status()
     if as_json:
         emit_json(status)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     console.print(f"store  {status['store']}")
     console.print(f"remote {status['remote'] or '(none configured: everything stays local)'}")

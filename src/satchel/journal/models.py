@@ -169,9 +169,8 @@ class AssetRow(Base):
         UniqueConstraint("asset_table", "url"),
         Index("ix_assets_md5", "md5"),
         Index("ix_assets_filename", "filename"),  # tr_registrations_committed_name
-        # what status counts, for the unsynced rows only
-        Index("ix_assets_unsynced", "sync_state", "object_url", "length",
-              sqlite_where=text("sync_state IN ('local', 'failed')")),
+        # the assets not yet on the remote, with what status and push read of them (covering, no row reads)
+        Index("ix_assets_local", "sync_state", "object_url", "length", sqlite_where=text("sync_state = 'local'")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rid: Mapped[str] = mapped_column(String(64), unique=True)
