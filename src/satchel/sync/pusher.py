@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from satchel import errors
 from satchel._crashpoints import crash_point
@@ -127,8 +127,8 @@ class Pusher:
         fresh = {r.id: out[r.id] for r in rows if not r.remote_rid}
         if fresh:
             with write_transaction(self.engine) as conn:
-                for row_id, rid in fresh.items():
-                    conn.execute(update(model).where(model.id == row_id).values(remote_rid=rid))
+                conn.execute(update(model).where(model.id == bindparam("b_id")).values(remote_rid=bindparam("b_rid")),
+                             [{"b_id": k, "b_rid": v} for k, v in fresh.items()])
         crash_point(f"push.{kind}.after_reserve")
         return out
 
@@ -196,14 +196,16 @@ class Pusher:
         """Record what an insert achieved: synced rows (with the RID the catalog holds), failures."""
         at = now()
         with write_transaction(self.engine) as conn:
-            for key, rid in outcome.present.items():
-                conn.execute(
-                    update(model).where(model.id == key).values(remote_rid=rid, sync_state="synced", sync_error=None)
-                )
-                if key in outcome.adopted:
-                    log.info("%s %s: the catalog already had it as %s; adopted", step, shown[key], rid)
-            for key, reason in outcome.refused.items():
-                conn.execute(update(model).where(model.id == key).values(sync_state="failed", sync_error=reason))
+            if outcome.present:  # one statement, executed for every row
+                conn.execute(update(model).where(model.id == bindparam("b_id")).values(
+                    remote_rid=bindparam("b_rid"), sync_state="synced", sync_error=None),
+                    [{"b_id": k, "b_rid": v} for k, v in outcome.present.items()])
+            for key in outcome.adopted:
+                log.info("%s %s: the catalog already had it as %s; adopted", step, shown[key], outcome.present[key])
+            if outcome.refused:
+                conn.execute(update(model).where(model.id == bindparam("b_id")).values(
+                    sync_state="failed", sync_error=bindparam("b_reason")),
+                    [{"b_id": k, "b_reason": v} for k, v in outcome.refused.items()])
             if kind and outcome.present:
                 _changes_done(conn, kind, list(outcome.present), at)
         self.result.done[step] += len(outcome.present) - len(outcome.adopted)
@@ -490,10 +492,13 @@ class Pusher:
             # here (sent now, or by a push that died), else from the value our pending edits started from
             held = self._held_descriptions(target, [outcome.present[r.id] for r in group if r.id in outcome.present])
             with write_transaction(self.engine) as conn:
-                for r in group:
-                    if r.id in outcome.present:
-                        base = _description_base(conn, r, held.get(outcome.present[r.id], r.description))
-                        conn.execute(update(AssetRow).where(AssetRow.id == r.id).values(remote_description=base))
+                present = [r for r in group if r.id in outcome.present]
+                edits = _pending_description_edits(conn, [r.id for r in present])
+                if present:
+                    conn.execute(update(AssetRow).where(AssetRow.id == bindparam("b_id")).values(
+                        remote_description=bindparam("b_base")),
+                        [{"b_id": r.id, "b_base": _description_base(r, held.get(outcome.present[r.id], r.description),
+                                                                     edits.get(r.id, []))} for r in present])
             self._mark(AssetRow, "assets", outcome, {r.id: r.rid for r in group}, "asset")
             done += len(group)
             self._emit("assets", done, len(rows))
@@ -721,11 +726,19 @@ class _Row:
         self.rid = rid
 
 
-def _description_base(conn: Connection, r: Any, held: Any) -> Any:
+def _pending_description_edits(conn: Connection, asset_ids: list[int]) -> dict[int, list[dict]]:
+    """Each asset's pending description edits (``{"old": ..., "new": ...}``), oldest first."""
+    out: dict[int, list[dict]] = defaultdict(list)
+    for part in q.chunks(asset_ids):
+        for entity_id, detail in conn.execute(
+                select(Change.entity_id, Change.detail).where(Change.state == "pending", Change.kind == "description",
+                                                              Change.entity_id.in_(part)).order_by(Change.seq)):
+            out[entity_id].append(detail or {})
+    return out
+
+
+def _description_base(r: Any, held: Any, edits: list[dict]) -> Any:
     """The remote description our pending edits of asset ``r`` are made over (see ``_push_updates``)."""
-    edits = [d or {} for d in conn.execute(
-        select(Change.detail).where(Change.state == "pending", Change.kind == "description", Change.entity_id == r.id)
-        .order_by(Change.seq)).scalars()]
     if held in {r.description, *(d.get("old") for d in edits), *(d.get("new") for d in edits)}:
         return held  # the catalog holds a value of ours: edits since go over it
     return edits[0].get("old") if edits else r.description  # another writer's row: compared with where we started
