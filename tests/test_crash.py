@@ -64,7 +64,8 @@ if mode == "run":  # register COUNT new files, write them, then commit; phases g
                 path.write_bytes(f"{tag} output {i}\n".encode())
         phase("commit")
         started = time.monotonic()
-        report = exe.commit_output_assets(progress_callback=progress)
+        clean = os.environ.get("CRASH_TEST_CLEAN", "1") == "1"  # "0": staged files are copied, not taken
+        report = exe.commit_output_assets(progress_callback=progress, clean_folder=clean)
         seconds = time.monotonic() - started
         phase("returned")
     print(json.dumps({"rid": exe.rid, "committed": report.total_uploaded, "commit_s": seconds}))
@@ -92,10 +93,11 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return script
 
 
-def _env(crash_at: str | None = None) -> dict[str, str]:
+def _env(crash_at: str | None = None, *, clean: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "SATCHEL_CRASH_AT"}
     if crash_at is not None:
         env["SATCHEL_CRASH_AT"] = crash_at
+    env["CRASH_TEST_CLEAN"] = "1" if clean else "0"
     return env
 
 
@@ -118,12 +120,16 @@ class Run:
 
 def run_commit(
     worker: Path, store: Path, count: int, tag: str, phase_file: Path, *, crash_at: str | None = None,
-    kill_after: float | None = None,
+    kill_after: float | None = None, clean: bool = True,
 ) -> Run:
-    """Run the worker to its end, or SIGKILL it ``kill_after`` seconds after its commit began."""
+    """Run the worker to its end, or SIGKILL it ``kill_after`` seconds after its commit began.
+
+    ``clean=False`` commits without cleaning the staging folder, so the staged
+    files are copied into the cache; by default they are taken by hardlink.
+    """
     proc = subprocess.Popen(
         [sys.executable, str(worker), "run", str(store), str(count), tag, str(phase_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(crash_at),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(crash_at, clean=clean),
     )
     try:
         if kill_after is not None:
@@ -278,7 +284,9 @@ def commit_again_completes(
 
 #: where each crash point lies: before the journal commit nothing is recorded, after it everything is
 CRASH_POINTS = {
-    "capture.before_rename": "none",
+    "capture.before_rename": "none",  # an object written to a temp file (the staged files are copied)
+    "capture.before_link": "none",  # a staged file made read-only, about to become the object
+    "capture.after_link": "none",  # a staged file and its object share the inode
     "commit.after_capture": "none",
     "commit.before_journal_commit": "none",
     "commit.after_journal_commit": "all",
@@ -303,13 +311,20 @@ def test_kill_at_crash_point_leaves_all_or_nothing(worker: Path, tmp_path: Path,
                 earlier.asset_file_path(TABLE, name(i), asset_types=[TAG]).write_bytes(content(tag, i))
         assert earlier.commit_output_assets().total_uploaded == PRIOR
 
-    run = run_commit(worker, store, COUNT, tag, tmp_path / "phases", crash_at=crash_at)
+    clean = crash_at != "capture.before_rename"
+    run = run_commit(worker, store, COUNT, tag, tmp_path / "phases", crash_at=crash_at, clean=clean)
     assert run.returncode == -signal.SIGKILL, f"the crash point {crash_at} was not reached:\n{run.stderr}"
     assert run.last_phase in ("commit", "captured"), run.phases
 
     outcome = check_all_or_nothing(store, run.rid, COUNT, prior=PRIOR)
     assert outcome == CRASH_POINTS[crash_at]
     commit_again_completes(worker, store, run.rid, COUNT, prior=PRIOR, outcome=outcome)
+    # the commit that completed the work also removed what the killed one staged: no staged name is
+    # left sharing an inode with a cache object, and every object is read-only with a single link
+    assert not (store / "executions" / run.rid / "assets").exists()
+    for obj in (store / "cache" / "objects").glob("*/*"):
+        st = obj.stat()
+        assert (st.st_nlink, st.st_mode & 0o777) == (1, 0o444), obj
 
 
 # --- random kills ------------------------------------------------------------------------------

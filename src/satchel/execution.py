@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from sqlalchemy import delete, select, update
@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, update
 from satchel._crashpoints import crash_point
 from satchel.asset import AssetFilePath
 from satchel.cache.durable import remove_quietly, temp_name
+from satchel.cache.objects import ObjectCache
 from satchel.errors import (
     CommitError,
     DuplicateAssetError,
@@ -32,7 +33,7 @@ from satchel.errors import (
 )
 from satchel.journal import queries as q
 from satchel.journal import read_transaction, write_transaction
-from satchel.journal.models import AssetRow, ExecutionRow, Registration
+from satchel.journal.models import ExecutionRow, Registration
 from satchel.mlschema import INPUT_FILE, OUTPUT_FILE
 from satchel.status import Status, check_transition
 from satchel.store import allocate_rids, now
@@ -89,7 +90,8 @@ class Execution:
         self.asset_paths: dict[str, list[AssetFilePath]] = {}
         self._in_block = False
         self._handed_out: dict[tuple[str, str], AssetFilePath] = {}
-        self._made_dirs: set[Path] = set()
+        self._staged_dirs: dict[str, str] = {}  # asset table -> its staging directory, made
+        self._types_json: dict[tuple[str, ...], str] = {}
 
     # --- identity and status ------------------------------------------------------
 
@@ -171,12 +173,16 @@ class Execution:
         ml = self._ml
         ml._check_asset_table(asset_name)
         types = ml._check_asset_types(asset_name, asset_types)
-        source = Path(file_name)
-        if not source.is_absolute():
-            source = Path.cwd() / source
+        name = os.fspath(file_name)
+        if "/" in name:  # the common case, a bare name, needs no path parsing
+            path = Path(name)
+            source = os.fspath(path if path.is_absolute() else Path.cwd() / path)
+            base = path.name
+        else:
+            source, base = f"{os.getcwd()}/{name}", name
         meta = dict(metadata or {})
         meta.update(kwargs)
-        exists = source.exists()
+        exists = os.path.exists(source)
         if rename_file is not None:
             if not exists:
                 raise MissingSourceError(
@@ -185,33 +191,39 @@ class Execution:
                 )
             target = rename_file
         else:
-            target = source.name
+            target = base
         target = _RENAMED.get(target, target)
         _check_target_name(target)
         mode = "new" if not exists else ("copy" if copy_file else "symlink")
-        staged_dir = self.working_dir / "assets" / asset_name
-        staged = staged_dir / target
+        staged_dir = self._staged_dirs.get(asset_name)
+        if staged_dir is None:
+            staged_dir = os.fspath(self.working_dir / "assets" / asset_name)
+            os.makedirs(staged_dir, exist_ok=True)
+            if not self.dry_run:
+                self._staged_dirs[asset_name] = staged_dir
+        staged = f"{staged_dir}/{target}"
         if self.dry_run:
-            staged_dir.mkdir(parents=True, exist_ok=True)
             return AssetFilePath(staged, asset_table=asset_name, file_name=target, asset_types=types, asset_metadata=meta)
         if (asset_name, target) in self._handed_out:
             raise _duplicate(asset_name, target, self.execution_rid)
-        if staged_dir not in self._made_dirs:
-            staged_dir.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(staged_dir)
-        prepared = _prepare_stage(mode, source, staged) if mode != "new" else None
+        prepared = _prepare_stage(mode, source, staged, ml.store.cache) if mode != "new" else None
+        key = tuple(types)
+        types_json = self._types_json.get(key)
+        if types_json is None:
+            types_json = self._types_json[key] = json.dumps(types)
         try:
             with ml.store.fast_writer.transaction() as raw:
                 raw.execute(
                     _INSERT_REGISTRATION,
                     (
-                        self._id, asset_name, target, str(staged), _printable(source) if exists else None,
-                        prepared[0] if prepared else mode, json.dumps(types), json.dumps(meta, default=str),
-                        description, now(),
+                        self._id, asset_name, target, staged, _printable(source) if exists else None,
+                        prepared[0] if prepared else mode, types_json,
+                        json.dumps(meta, default=str) if meta else "{}", description, now(),
                     ),
                 )
                 # the file system change last, inside the transaction: a failure rolls back the row
                 if prepared:
+                    crash_point("register.before_rename")
                     os.replace(prepared[1], staged)
                 elif os.path.lexists(staged):
                     os.unlink(staged)  # debris of a crash before the row committed; never write through it
@@ -298,20 +310,29 @@ class Execution:
             )
         ml = self._ml
         engine = ml.store.engine
+        clean = clean_folder if clean_folder is not None else ml.clean_execution_dir
         with read_transaction(engine) as conn:
             status = q.execution_status(conn, self._id)
-            pending = q.pending_registrations(conn, self._id)
+            pending = _pending(conn.connection.driver_connection, self._id)
         if status == Status.Running:
             self.update_status(Status.Stopped)
             status = Status.Stopped.value
         if not pending and status in (Status.Pending_Upload, Status.Uploaded):
+            if clean:  # a commit killed after its journal transaction left its staged files
+                self._clean_staging()
             return report
         if status in (Status.Created, Status.Aborted):
             raise ExecutionError(
                 f"execution {self.execution_rid} is {status}; only a run execution commits outputs "
                 "(use `with exe:` around the work, then commit)"
             )
-        missing = [r for r in pending if not os.path.exists(r.staged_path)]
+        sizes: list[int] = []
+        missing = []
+        for r in pending:
+            try:
+                sizes.append(os.stat(r.staged_path).st_size)
+            except FileNotFoundError:
+                missing.append(r)
         if missing:
             names = ", ".join(f"{r.asset_table}/{r.file_name} ({r.staged_path})" for r in missing[:10])
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -324,46 +345,52 @@ class Execution:
             if progress_callback is not None:
                 progress_callback("capture", done, total)
 
-        captured = ml.store.cache.ingest_many([Path(r.staged_path) for r in pending], progress=on_capture)
+        # staged files (new or copied, not symlinks) that the clean-up below deletes may become the
+        # cache objects themselves, by hardlink: no second write of their bytes (see ObjectCache._take)
+        captured = ml.store.cache.ingest_many(
+            [r.staged_path for r in pending], sizes=sizes,
+            disposable=[clean and r.mode != "symlink" for r in pending], progress=on_capture,
+        )
         crash_point("commit.after_capture")
         report.new_objects = sum(1 for c in captured if c.copied)
         report.bytes_captured = sum(c.digest.size for c in captured)
         at = now()
         with write_transaction(engine) as conn:
-            if pending:
-                asset_ids = self._record_assets(conn, pending, [c.digest for c in captured], at)
-            else:
-                asset_ids = []
+            recorded = self._record_assets(conn, pending, [c.digest for c in captured], at) if pending else []
             cur = q.execution_status(conn, self._id)
             if cur != Status.Pending_Upload:
                 tgt = check_transition(self.execution_rid, cur, Status.Pending_Upload.value)
                 q.record_status(conn, self._id, cur, tgt.value, at, None, commit_time=at)
-            rids = dict(
-                conn.execute(select(AssetRow.id, AssetRow.rid).where(AssetRow.id.in_(set(asset_ids)))).all()
-            ) if asset_ids else {}
             crash_point("commit.before_journal_commit")
         crash_point("commit.after_journal_commit")
-        for reg, asset_id in zip(pending, asset_ids, strict=True):
-            afp = self._handed_out.get((reg.asset_table, reg.file_name)) or AssetFilePath(
+        handed_out = self._handed_out
+        per_table = report.per_table
+        for reg, (_, rid) in zip(pending, recorded, strict=True):
+            afp = handed_out.get((reg.asset_table, reg.file_name)) or AssetFilePath(
                 reg.staged_path, asset_table=reg.asset_table, file_name=reg.file_name,
-                asset_types=reg.asset_types, asset_metadata=reg.asset_metadata,
+                asset_types=reg.asset_types, asset_metadata=json.loads(reg.asset_metadata or "{}") or {},
             )
-            afp.asset_rid = rids[asset_id]
-            afp.asset_types = sorted(set(afp.asset_types) | {OUTPUT_FILE})
+            afp.asset_rid = rid
+            afp.asset_types = sorted({*afp.asset_types, OUTPUT_FILE})
             report.assets.append(afp)
-            report.per_table[reg.asset_table] = report.per_table.get(reg.asset_table, 0) + 1
+            per_table[reg.asset_table] = per_table.get(reg.asset_table, 0) + 1
         report.total_uploaded = len(report.assets)
-        if clean_folder if clean_folder is not None else ml.clean_execution_dir:
-            shutil.rmtree(self.working_dir / "assets", ignore_errors=True)
-            self._made_dirs.clear()
+        if clean:
+            self._clean_staging()
         if progress_callback is not None:
             progress_callback("commit", len(pending), len(pending))
         return report
 
+    def _clean_staging(self) -> None:
+        shutil.rmtree(self.working_dir / "assets", ignore_errors=True)
+        self._staged_dirs.clear()
+
     upload_execution_outputs = commit_output_assets  # the v1.24 name, for old scripts
 
-    def _record_assets(self, conn: Any, pending: list[Any], digests: list[Any], at: str) -> list[int]:
+    def _record_assets(self, conn: Any, pending: list[Any], digests: list[Any], at: str) -> list[tuple[int, str]]:
         """Asset rows (reused when the table already has the same URL), tags and links, inside ``conn``.
+
+        Returns each registration's (asset id, asset RID), in order.
 
         A new asset gets one outbox row; its first tags and its Output link are
         new with it (``sync_state='local'``) and travel with it. Tags and links
@@ -372,12 +399,14 @@ class Execution:
         store = self._ml.store
         items = [(reg, d, hatrac_url(reg.asset_table, d.md5, reg.file_name)) for reg, d in zip(pending, digests, strict=True)]
         ids_by_key: dict[tuple[str, str], int] = {}
+        rid_of: dict[int, str] = {}
         by_table: dict[str, list[str]] = {}
         for reg, _, url in items:
             by_table.setdefault(reg.asset_table, []).append(url)
         for table, urls in by_table.items():
-            for url, (asset_id, _rid) in q.existing_assets_by_url(conn, table, urls).items():
+            for url, (asset_id, rid) in q.existing_assets_by_url(conn, table, urls).items():
                 ids_by_key[(table, url)] = asset_id
+                rid_of[asset_id] = rid
         existing_ids = set(ids_by_key.values())
         new_rows = []
         for reg, d, url in items:
@@ -390,14 +419,15 @@ class Execution:
         # we hold the write lock (BEGIN IMMEDIATE), so ids past the current maximum are ours
         next_id = raw.execute("SELECT coalesce(max(id), 0) FROM assets").fetchone()[0] + 1
         new_ids = list(range(next_id, next_id + len(new_rows)))
-        for (reg, _, url), asset_id in zip(new_rows, new_ids, strict=True):
+        for (reg, _, url), asset_id, rid in zip(new_rows, new_ids, rids, strict=True):
             ids_by_key[(reg.asset_table, url)] = asset_id
+            rid_of[asset_id] = rid
         raw.executemany(
             "INSERT INTO assets (id, rid, asset_table, filename, length, md5, blake3, url, description,"
             " asset_metadata, created_at, origin, sync_state) VALUES (?,?,?,?,?,?,?,?,?,?,?,'local','local')",
             [
                 (i, rid, reg.asset_table, reg.file_name, d.size, d.md5, d.blake3, url, reg.description,
-                 json.dumps(reg.asset_metadata or {}, default=str), at)
+                 _metadata_json(reg.asset_metadata), at)
                 for (reg, d, url), rid, i in zip(new_rows, rids, new_ids, strict=True)
             ],
         )
@@ -424,7 +454,7 @@ class Execution:
             "UPDATE registrations SET asset_id = ? WHERE id = ?",
             [(a, reg.id) for reg, a in zip(pending, asset_ids, strict=True)],
         )
-        return asset_ids
+        return [(a, rid_of[a]) for a in asset_ids]
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -481,6 +511,42 @@ class Execution:
             return q.execution_links(conn, self._id, asset_role)
 
 
+class _Pending(NamedTuple):
+    """A registration waiting for the commit, as the commit reads it (metadata kept as stored JSON)."""
+
+    id: int
+    asset_table: str
+    file_name: str
+    staged_path: str
+    mode: str
+    asset_types: list[str]
+    asset_metadata: str | None
+    description: str | None
+
+
+def _pending(raw: sqlite3.Connection, execution_id: int) -> list[_Pending]:
+    """The execution's pending registrations, in order, read with the bare driver (one row per file)."""
+    types_of: dict[str, list[str]] = {}
+    out = []
+    for rid, table, name, staged, mode, types, meta, description in raw.execute(
+        "SELECT id, asset_table, file_name, staged_path, mode, asset_types, asset_metadata, description"
+        " FROM registrations WHERE execution_id = ? AND asset_id IS NULL ORDER BY id",
+        (execution_id,),
+    ):
+        parsed = types_of.get(types)
+        if parsed is None:
+            parsed = types_of[types] = (json.loads(types) if types else None) or []
+        out.append(_Pending(rid, table, name, staged, mode, parsed, meta, description))
+    return out
+
+
+def _metadata_json(meta: Any) -> str:
+    """Asset metadata as the journal stores it: JSON text passes through, a dict is encoded."""
+    if isinstance(meta, str):
+        return meta if meta != "null" else "{}"
+    return json.dumps(meta or {}, default=str)
+
+
 def _duplicate(table: str, name: str, rid: str) -> DuplicateAssetError:
     return DuplicateAssetError(
         f"{table}/{name} is already registered in execution {rid}; a second file under the same name would "
@@ -505,12 +571,15 @@ def _check_target_name(name: str) -> None:
         ) from None
 
 
-def _prepare_stage(mode: str, source: Path, staged: Path) -> tuple[str, Path]:
+def _prepare_stage(mode: str, source: str, staged: str, cache: ObjectCache) -> tuple[str, str]:
     """Make the staged symlink or copy under a temp name; the caller renames it into place.
 
     Never writes through an existing ``staged`` path: the rename replaces it.
+    A copy is the snapshot deriva-ml's copy mode takes, hashed as it is written
+    (the cache remembers its digest), so the commit can take it into the cache
+    without reading or writing its bytes again.
     """
-    tmp = temp_name(staged.parent, staged.name)
+    tmp = temp_name(os.path.dirname(staged), os.path.basename(staged))
     if mode == "symlink":
         try:
             os.symlink(source, tmp)
@@ -518,10 +587,8 @@ def _prepare_stage(mode: str, source: Path, staged: Path) -> tuple[str, Path]:
         except OSError:
             mode = "copy"
     try:
-        with open(source, "rb") as src, open(tmp, "xb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        cache.stage_copy(source, tmp)
     except BaseException:
         remove_quietly(tmp)
         raise
     return "copy", tmp
-

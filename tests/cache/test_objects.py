@@ -91,7 +91,11 @@ def test_a_changed_file_is_hashed_again(cache: ObjectCache, tmp_path: Path):
 def test_racy_stat_entries_are_not_trusted(cache: ObjectCache, tmp_path: Path, monkeypatch):
     """A file modified within timestamp granularity after hashing could keep its mtime: re-hash it."""
     src = tmp_path / "f.bin"
-    src.write_bytes(b"fresh")  # mtime == now: any record made now is racy
+    src.write_bytes(b"fresh")
+    # a modification time not clearly older than the record: racy however long the ingest takes
+    # (mtime == now was not enough on a loaded machine, where the ingest's fsync can take 20 ms)
+    soon = src.stat().st_mtime_ns + 5_000_000_000
+    os.utime(src, ns=(soon, soon))
     cache.ingest(src)
     calls = count_hashing(monkeypatch)
     cache.hash_file(src)
@@ -228,3 +232,29 @@ def test_temp_debris_is_removed(cache: ObjectCache):
 def test_unknown_link_mode_is_rejected(tmp_path: Path):
     with pytest.raises(ValueError, match="link mode"):
         ObjectCache(tmp_path / "c", link_modes=("teleport",))
+
+
+@pytest.mark.parametrize("size", [100, objects_mod.SMALL + 1])
+def test_an_object_of_the_wrong_size_is_replaced_by_the_next_capture(cache: ObjectCache, tmp_path: Path, size: int):
+    """A power cut before the sync a capture relied on can leave an object's name with part of its bytes."""
+    data = os.urandom(size)
+    digest = digest_bytes(data)
+    torn = cache.path_of(digest)
+    torn.write_bytes(data[: size // 2])
+    src = tmp_path / "f.bin"
+    src.write_bytes(data)
+    got = cache.ingest(src)
+    assert got.digest == digest and got.copied
+    assert torn.read_bytes() == data
+
+
+def test_a_disposable_file_becomes_the_object_and_any_other_is_copied(cache: ObjectCache, tmp_path: Path):
+    staged, kept = tmp_path / "staged.bin", tmp_path / "kept.bin"
+    staged.write_bytes(b"staged bytes")
+    kept.write_bytes(b"kept bytes")
+    ino = staged.stat().st_ino
+    taken, copied = cache.ingest_many([staged, kept], disposable=[True, False])
+    assert cache.path_of(taken.digest).stat().st_ino == ino
+    assert stat.S_IMODE(staged.stat().st_mode) == 0o444
+    assert cache.path_of(copied.digest).stat().st_ino != kept.stat().st_ino
+    assert stat.S_IMODE(kept.stat().st_mode) != 0o444

@@ -13,8 +13,11 @@ fsync, rename) and leave by :meth:`ObjectCache.export` (verified first).
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
+import signal
 import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +41,30 @@ SMALL = 4 * CHUNK
 PARALLEL_MIN = 4 * CHUNK
 
 Progress = Callable[[int, int], None]
+
+_OPEN = os.O_RDONLY | os.O_CLOEXEC
+_OPEN_NOFOLLOW = _OPEN | os.O_NOFOLLOW
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+#: link errors that mean "not here": another filesystem, no /proc, links refused or unsupported
+_LINK_REFUSED = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOENT, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+def _no_writers(fd: int) -> bool:
+    """Is the file open at ``fd`` (read-only) free of writers, in every process? A read lease says so.
+
+    The kernel grants a read lease only while no one has the file open for
+    writing or mapped shared-writable. It is released at once. Were a writer to
+    open the file in between, the kernel would signal the lease holder: SIGURG,
+    ignored by default, instead of SIGIO, whose default would end the process.
+    Filesystems without leases answer no, and the file is copied.
+    """
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError:
+        return False
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +146,19 @@ class ObjectCache:
             for i in range(256):  # the fan-out exists up front: no mkdir per ingest
                 (self.objects_dir / f"{i:02x}").mkdir(exist_ok=True)
         self._objects_prefix = f"{self.objects_dir}/"
+        self._objects_fd = os.open(self.objects_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._device = os.fstat(self._objects_fd).st_dev
+        #: staged files may become objects by hardlink (through /proc/self/fd, see _take)
+        self._can_link = os.path.isdir("/proc/self/fd")
         self.link_modes = check_modes(link_modes)
         self.index = CacheIndex(self.root / "index.db")
 
     def close(self) -> None:
         self.index.close()
+        if self._objects_fd >= 0:
+            os.close(self._objects_fd)
+            self._objects_fd = -1
+            self._can_link = False
 
     # --- naming ---------------------------------------------------------------
 
@@ -183,8 +218,10 @@ class ObjectCache:
 
     def ingest_many(
         self,
-        sources: Sequence[Path],
+        sources: Sequence[Path | str],
         *,
+        sizes: Sequence[int] | None = None,
+        disposable: Sequence[bool] | None = None,
         workers: int | None = None,
         progress: Progress | None = None,
     ) -> list[Captured]:
@@ -193,19 +230,27 @@ class ObjectCache:
         Small files are captured in this thread (for them, threads only add
         contention on the GIL); files of at least ``PARALLEL_MIN`` bytes are
         captured by a small pool, where hashing and I/O release the GIL.
+        ``sizes``, when the caller has just stat'ed the sources, saves a stat each.
+        ``disposable`` marks sources the caller deletes once the journal has
+        recorded them (staged files): the cache may take such a file's inode as
+        the new object, by hardlink, instead of copying it (see ``_take``), and
+        records no stat entry for the name that is about to go.
         Raises the first failure after every capture has finished; objects
         already written stay (they are content-addressed, so harmless).
         """
         if not sources:
             return []
-        sizes = []
-        for src in sources:
-            try:
-                sizes.append(os.stat(src).st_size)
-            except FileNotFoundError:
-                sizes.append(0)  # _capture reports it
-        big = [i for i, n in enumerate(sizes) if n >= PARALLEL_MIN]
-        results: list[Captured | None] = [None] * len(sources)
+        n = len(sources)
+        if sizes is None:
+            sizes = []
+            for src in sources:
+                try:
+                    sizes.append(os.stat(src).st_size)
+                except FileNotFoundError:
+                    sizes.append(0)  # _capture reports it
+        flags = disposable if disposable is not None else [False] * n
+        big = [i for i, size in enumerate(sizes) if size >= PARALLEL_MIN]
+        results: list[Captured | None] = [None] * n
         entries: list[tuple[os.stat_result, Digest, bool]] = []
         error: BaseException | None = None
         done = 0
@@ -213,19 +258,21 @@ class ObjectCache:
         def finish(i: int, outcome: tuple[Captured, list[Any]]) -> None:
             nonlocal done
             results[i] = outcome[0]
-            entries.extend(outcome[1])
+            if outcome[1]:
+                entries.extend(outcome[1])
             done += 1
             if progress is not None:
-                progress(done, len(sources))
+                progress(done, n)
 
         pool = ThreadPoolExecutor(max_workers=workers or 4, thread_name_prefix="satchel-ingest") if big else None
         try:
-            futures = {i: pool.submit(self._capture, Path(sources[i])) for i in big} if pool else {}
+            futures = {i: pool.submit(self._capture, sources[i], flags[i]) for i in big} if pool else {}
+            capture = self._capture
             for i, src in enumerate(sources):
                 if i in futures:
                     continue
                 try:
-                    finish(i, self._capture(Path(src)))
+                    finish(i, capture(src, flags[i]))
                 except BaseException as exc:
                     error = error or exc
                     break
@@ -240,67 +287,187 @@ class ObjectCache:
         if error is not None:
             raise error
         sync_filesystem(self.root)
-        self.index.record(entries)
         captured = [r for r in results if r is not None]
-        self.index.add_objects([c.digest for c in captured if c.copied])
+        self.index.record(entries, objects=[c.digest for c in captured if c.copied])
         return captured
 
-    def _capture(self, source: Path) -> tuple[Captured, list[tuple[os.stat_result, Digest, bool]]]:
-        """Hash and copy one file into the cache (no fsync: callers batch it).
+    def _capture(
+        self, source: Path | str, disposable: bool = False
+    ) -> tuple[Captured, list[tuple[os.stat_result, Digest, bool]]]:
+        """Hash one file and put its bytes in the cache (no fsync: callers batch it).
 
-        Each byte is read once. A small file is read whole, hashed, and written
-        only if the cache lacks it; a large one streams through the hashes into
-        a temp file. Returns the stat-cache entries to record, so a batch
-        records them in one transaction.
+        Each byte is read once. A small file is read whole and hashed; a large
+        one streams through the hashes, into a temp file unless it can be taken
+        by hardlink. Bytes are written only if the cache lacks the object.
+        Returns the stat-cache entries to record, so a batch records them in
+        one transaction.
         """
+        source = Path(source)
         try:
-            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(source, _OPEN_NOFOLLOW if disposable else _OPEN)
         except FileNotFoundError:
             raise MissingSourceError(
                 f"{source} does not exist; write it (or register another path) before committing"
             ) from None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            # a staged name the user replaced by a symlink: its target is not ours to take
+            return self._capture(source, False)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise CacheError(f"{source} is not a regular file; only files can be assets")
-            known = self.index.lookup(st)
-            if known is not None and self.has(known):
-                return Captured(source, known, False), []
-            if st.st_size <= SMALL:
+            takeable = disposable and st.st_nlink == 1 and st.st_dev == self._device and self._can_link
+            small = st.st_size <= SMALL
+            if not (disposable and small):  # a small staged file is hashed faster than looked up
+                known = self.index.lookup(st)
+                if known is not None and self._present(known):
+                    return Captured(source, known, False), []
+                if known is not None and takeable:
+                    taken = self._take(fd, st, known, source)
+                    if taken is not None:
+                        return Captured(source, known, taken), [(st, known, True)] if taken else []
+            if small:
                 data = _read_all(fd, st.st_size)
                 h = Hasher()
                 h.update(data)
                 digest = h.digest()
                 self._check_unchanged(source, fd, st, digest)
+                own = [] if disposable else [(st, digest, False)]
+                if self._present(digest):
+                    return Captured(source, digest, False), own
+                if takeable:
+                    taken = self._take(fd, st, digest, source)
+                    if taken is not None:
+                        return Captured(source, digest, taken), [(st, digest, True)] if taken else []
                 final = self._object_name(digest)
-                if os.path.exists(final):
-                    return Captured(source, digest, False), [(st, digest, False)]
                 tmp = temp_name(final.rpartition("/")[0])
-                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+                out = os.open(tmp, _CREATE, 0o444)
                 try:
                     _write_all(out, data)
+                    st_obj = os.fstat(out)
                 finally:
                     os.close(out)
             else:
+                if takeable:  # hash only: the file itself may become the object
+                    digest = _hash_fd(fd, st.st_size, None)
+                    self._check_unchanged(source, fd, st, digest)
+                    if self._present(digest):
+                        return Captured(source, digest, False), []
+                    taken = self._take(fd, st, digest, source)
+                    if taken is not None:
+                        return Captured(source, digest, taken), [(st, digest, True)] if taken else []
+                    os.lseek(fd, 0, os.SEEK_SET)  # could not link after all: copy it
                 tmp = temp_name(self.tmp_dir)
-                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+                out = os.open(tmp, _CREATE, 0o444)
                 try:
                     digest = _hash_fd(fd, st.st_size, out)
                     self._check_unchanged(source, fd, st, digest)
+                    st_obj = os.fstat(out)
                 except BaseException:
                     os.close(out)
                     remove_quietly(tmp)
                     raise
                 os.close(out)
                 final = self._object_name(digest)
+                own = [] if disposable else [(st, digest, False)]
         finally:
             os.close(fd)
-        if os.path.exists(final):
+        if self._present(digest):
             remove_quietly(tmp)
-            return Captured(source, digest, False), [(st, digest, False)]
+            return Captured(source, digest, False), own
         crash_point("capture.before_rename")
         os.replace(tmp, final)
-        return Captured(source, digest, True), [(st, digest, False), (os.stat(final), digest, True)]
+        return Captured(source, digest, True), [*own, (st_obj, digest, True)]
+
+    def _present(self, digest: Digest) -> bool:
+        """Is the object in the cache? One stat; an object of the wrong size (torn by a power cut
+        before the sync its capture relied on) does not count, and the next capture replaces it."""
+        try:
+            return os.stat(self._object_name(digest)).st_size == digest.size
+        except FileNotFoundError:
+            return False
+
+    def _take(self, fd: int, st: os.stat_result, digest: Digest, source: Path) -> bool | None:
+        """Make the staged file open at ``fd`` the object itself: chmod 0444, then hardlink it in.
+
+        No byte is read or written again. The caller deletes the staged name once
+        the journal has recorded the capture, so the object keeps an inode of its
+        own. Taken only if nothing can write to it through another name or an
+        open descriptor: one link (checked by the caller), on the cache's
+        filesystem, and no process holding it open for writing, which a read
+        lease proves (the kernel refuses one while the file is open for write or
+        mapped shared-writable). A root user could still open it for writing in
+        the instants between the lease and the clean-up, as with any object.
+        Returns True once linked, False if a concurrent capture put the same
+        bytes there first, None when the file must be copied instead.
+        """
+        if not _no_writers(fd):
+            return None
+        try:
+            os.fchmod(fd, 0o444)
+        except PermissionError:  # not the owner: leave it alone and copy
+            return None
+        self._check_unchanged(source, fd, st, digest)
+        crash_point("capture.before_link")
+        b3 = digest.blake3
+        try:
+            # linkat(AT_SYMLINK_FOLLOW) through /proc links the very inode that was hashed,
+            # whatever the staged name points to by now
+            os.link(f"/proc/self/fd/{fd}", f"{b3[:2]}/{b3[2:]}", src_dir_fd=self._objects_fd,
+                    dst_dir_fd=self._objects_fd)
+        except FileExistsError:
+            if self._present(digest):  # a concurrent capture of the same bytes
+                return False
+            os.replace(self._replace_torn(fd, digest), self._object_name(digest))
+        except OSError as exc:
+            if exc.errno not in _LINK_REFUSED:
+                raise
+            self._can_link = False
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            return None
+        crash_point("capture.after_link")
+        return True
+
+    def _replace_torn(self, fd: int, digest: Digest) -> str:
+        """A temp hardlink of ``fd`` in the object's fan-out, to rename over a torn object."""
+        tmp = temp_name(self._object_name(digest).rpartition("/")[0])
+        os.link(f"/proc/self/fd/{fd}", tmp, src_dir_fd=self._objects_fd)
+        return tmp
+
+    def stage_copy(self, source: os.PathLike[str] | str, dest: str) -> Digest:
+        """Copy ``source`` to the new file ``dest`` (a reflink where the filesystem can), hashing it in the same pass.
+
+        The copy keeps the source's modification time, as ``cp -p`` does, and its
+        digest goes into the stat cache: a later capture of ``dest`` (the commit)
+        knows its bytes without reading them while it is unchanged. A write to
+        ``dest`` sets its mtime to the present, which no longer matches; and if
+        the source itself was modified within the last moments, the entry is
+        racy and not trusted (see ``statcache``), so the capture hashes again.
+        """
+        src = os.open(source, _OPEN)
+        try:
+            st_src = os.fstat(src)
+            if not stat.S_ISREG(st_src.st_mode):
+                raise CacheError(f"{source} is not a regular file; only files can be assets")
+            if try_reflink(Path(source), Path(dest), st_src.st_dev):
+                out = os.open(dest, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    digest = _hash_fd(out, st_src.st_size, None)
+                finally:
+                    os.close(out)
+            else:
+                out = os.open(dest, _CREATE, 0o644)
+                try:
+                    digest = _hash_fd(src, st_src.st_size, out)
+                finally:
+                    os.close(out)
+        finally:
+            os.close(src)
+        os.utime(dest, ns=(st_src.st_atime_ns, st_src.st_mtime_ns))
+        self.index.record([(os.stat(dest), digest, False)])
+        return digest
 
     @staticmethod
     def _check_unchanged(source: Path, fd: int, st: os.stat_result, digest: Digest) -> None:

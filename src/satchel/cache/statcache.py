@@ -108,24 +108,31 @@ class CacheIndex:
             return None
         return digest
 
-    def record(self, entries: list[tuple[os.stat_result, Digest, bool]]) -> None:
-        """Record (stat, digest, written_by_us) triples in one transaction."""
-        if not entries:
+    def record(self, entries: list[tuple[os.stat_result, Digest, bool]], *, objects: list[Digest] = ()) -> None:
+        """Record (stat, digest, written_by_us) triples, and new objects' facts, in one transaction."""
+        if not entries and not objects:
             return
         now = time.time_ns()
+        racy_after = now - RACY_NS
+        memo = self._memo
         rows = []
         for st, digest, ours in entries:
-            rows.append(
-                (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, now, int(ours), digest.blake3, digest.md5)
-            )
-            if ours or st.st_mtime_ns < now - RACY_NS:
-                self._memo[(st.st_dev, st.st_ino)] = (st.st_size, st.st_mtime_ns, digest)
+            key = (st.st_dev, st.st_ino)
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+            rows.append((*key, size, mtime_ns, now, ours, digest.blake3, digest.md5))
+            if ours or mtime_ns < racy_after:
+                memo[key] = (size, mtime_ns, digest)
             else:
-                self._memo.pop((st.st_dev, st.st_ino), None)
+                memo.pop(key, None)
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT OR REPLACE INTO stat_entries VALUES (?,?,?,?,?,?,?,?)", rows)
+            if rows:
+                conn.executemany("INSERT OR REPLACE INTO stat_entries VALUES (?,?,?,?,?,?,?,?)", rows)
+            if objects:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO objects VALUES (?,?,?,?)", [(d.blake3, d.md5, d.size, now) for d in objects]
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
