@@ -14,6 +14,8 @@
   partial index on the local rows covers what ``status`` counts and what push
   looks for.
 * ``asset_tags`` is ``WITHOUT ROWID``: its primary key is the table.
+* The ``sync_state`` indexes of assets and tags hold only the rows a query
+  looks for: failed assets, local tags. A synced row costs them nothing.
 
 Revision ID: 0007_compact_journal
 Revises: 0006_changes_state_kind
@@ -75,8 +77,14 @@ def upgrade() -> None:
         sqlite_where=sa.text("sync_state = 'local'"),
     )
 
-    with op.batch_alter_table("asset_tags", recreate="always", table_kwargs={"sqlite_with_rowid": False}):
-        pass
+    # sync_state indexes only where a query looks: failed assets, local tags (status, push)
+    op.drop_index("ix_assets_sync_state", table_name="assets")
+    op.create_index("ix_assets_sync_state", "assets", ["sync_state"], unique=False,
+                    sqlite_where=sa.text("sync_state = 'failed'"))
+    with op.batch_alter_table("asset_tags", recreate="always", table_kwargs={"sqlite_with_rowid": False}) as batch:
+        batch.drop_index("ix_asset_tags_sync_state")
+    op.create_index("ix_asset_tags_sync_state", "asset_tags", ["sync_state"], unique=False,
+                    sqlite_where=sa.text("sync_state = 'local'"))
 
     for sql in TRIGGERS.values():
         op.execute(sql)
@@ -85,8 +93,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in TRIGGERS:
         op.execute(f"DROP TRIGGER {name}")
-    with op.batch_alter_table("asset_tags", recreate="always", table_kwargs={"sqlite_with_rowid": True}):
-        pass
+    op.drop_index("ix_asset_tags_sync_state", table_name="asset_tags")
+    with op.batch_alter_table("asset_tags", recreate="always", table_kwargs={"sqlite_with_rowid": True}) as batch:
+        batch.create_index("ix_asset_tags_sync_state", ["sync_state"], unique=False)
+    op.drop_index("ix_assets_sync_state", table_name="assets")
+    op.create_index("ix_assets_sync_state", "assets", ["sync_state"], unique=False)
     op.drop_index("ix_assets_local", table_name="assets")
     op.create_index("ix_assets_blake3", "assets", ["blake3"], unique=False)
     op.drop_index("ix_changes_pending", table_name="changes")

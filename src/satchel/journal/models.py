@@ -171,6 +171,7 @@ class AssetRow(Base):
         Index("ix_assets_filename", "filename"),  # tr_registrations_committed_name
         # the assets not yet on the remote, with what status and push read of them (covering, no row reads)
         Index("ix_assets_local", "sync_state", "object_url", "length", sqlite_where=text("sync_state = 'local'")),
+        Index("ix_assets_sync_state", "sync_state", sqlite_where=text("sync_state = 'failed'")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -185,7 +186,7 @@ class AssetRow(Base):
     asset_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[str] = mapped_column(String(40))
     origin: Mapped[str] = mapped_column(String(16), default="local")
-    sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
+    sync_state: Mapped[str] = mapped_column(String(16), default="local")
     sync_error: Mapped[str | None] = mapped_column(Text)
     # the description the remote had at the last pull or push (conflict detection)
     remote_description: Mapped[str | None] = mapped_column(Text)
@@ -198,10 +199,13 @@ class AssetTag(Base):
     """The current tag set of an asset (terms of Asset_Type)."""
 
     __tablename__ = "asset_tags"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = (
+        Index("ix_asset_tags_sync_state", "sync_state", sqlite_where=text("sync_state = 'local'")),
+        {"sqlite_with_rowid": False},
+    )
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
     term: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
-    sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)
+    sync_state: Mapped[str] = mapped_column(String(16), default="local")
 
 
 class AssetLink(Base):

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from satchel.journal.migrate import LATEST
 
-#: the count and bytes of the assets in a state ('local': ix_assets_local; 'failed': few, by ix_assets_sync_state)
+#: the count and bytes of the assets in a state ('local': ix_assets_local; 'failed': ix_assets_sync_state)
 ASSETS_SQL = "SELECT count(*), coalesce(sum(length), 0) FROM assets WHERE sync_state = '{state}'"
 #: the local assets whose bytes the object store already confirmed (the rest are objects to upload)
 SENT_SQL = (
@@ -29,19 +29,21 @@ SENT_SQL = (
 )
 #: the outbox: what is still to send, by kind
 PENDING_SQL = "SELECT kind, count(*) FROM changes WHERE state = 'pending' GROUP BY kind"
-#: (table, key prefix) of the other rows the catalog will hold, counted by ``sync_state``
-STATE_TABLES = (("asset_links", "links"), ("executions", "executions"), ("workflows", "workflows"),
-                ("vocabulary_terms", "terms"), ("asset_tags", "tags"))
+#: (table, key prefix, states) of the other rows the catalog will hold, counted by ``sync_state``
+#: (a tag is never failed: ix_asset_tags_sync_state holds the local ones alone)
+STATE_TABLES = (("asset_links", "links", ("local", "failed")), ("executions", "executions", ("local", "failed")),
+                ("workflows", "workflows", ("local", "failed")), ("vocabulary_terms", "terms", ("local", "failed")),
+                ("asset_tags", "tags", ("local",)))
 STATE_SQL = "SELECT count(*) FROM {table} WHERE sync_state = '{state}'"
-UNSYNCED = ("local", "failed")
 
 
 def sync_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Counts of what the remote does not have: ``<prefix>_<state>``, bytes, and the objects to upload."""
     c: dict[str, int] = {}
-    for state in UNSYNCED:
+    for state in ("local", "failed"):
         c[f"assets_{state}"], c[f"bytes_{state}"] = conn.execute(ASSETS_SQL.format(state=state)).fetchone()
-        for table, prefix in STATE_TABLES:
+    for table, prefix, states in STATE_TABLES:
+        for state in states:
             (c[f"{prefix}_{state}"],) = conn.execute(STATE_SQL.format(table=table, state=state)).fetchone()
     sent, sent_bytes = conn.execute(SENT_SQL).fetchone()
     c["objects"] = c["assets_local"] - sent
