@@ -7,9 +7,11 @@ or wrote; the sync engine tells the catalog later.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
+import re
 import sqlite3
 import shutil
 from collections.abc import Callable, Sequence
@@ -24,7 +26,7 @@ from sqlalchemy import delete, select, update
 from satchel._crashpoints import crash_point
 from satchel.asset import AssetFilePath
 from satchel.cache.durable import remove_quietly, temp_name
-from satchel.cache.objects import ObjectCache
+from satchel.cache.objects import ObjectCache, pause_gc
 from satchel.errors import (
     CommitError,
     DuplicateAssetError,
@@ -56,7 +58,15 @@ _INSERT_REGISTRATION = (
 
 def hatrac_url(table: str, md5: str, filename: str) -> str:
     """The MD5-keyed object name deriva-ml uses: ``/hatrac/<Table>/<md5>.<filename>``, percent-encoded."""
-    return f"/hatrac/{quote(table, safe='')}/{md5}.{quote(filename, safe='')}"
+    return f"/hatrac/{_quoted(table)}/{md5}.{_quoted(filename)}"
+
+
+#: characters ``quote(..., safe='')`` leaves as they are
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quoted(name: str) -> str:
+    return name if _UNRESERVED.fullmatch(name) else quote(name, safe="")
 
 
 @dataclass
@@ -347,6 +357,19 @@ class Execution:
 
         # staged files (new or copied, not symlinks) that the clean-up below deletes may become the
         # cache objects themselves, by hardlink: no second write of their bytes (see ObjectCache._take)
+        gc_paused = pause_gc()
+        try:
+            return self._commit(pending, sizes, clean, report, on_capture, progress_callback)
+        finally:
+            if gc_paused:
+                gc.enable()
+
+    def _commit(
+        self, pending: list[_Pending], sizes: list[int], clean: bool, report: UploadReport,
+        on_capture: Callable[[int, int], None], progress_callback: ProgressCallback | None,
+    ) -> UploadReport:
+        ml = self._ml
+        engine = ml.store.engine
         captured = ml.store.cache.ingest_many(
             [r.staged_path for r in pending], sizes=sizes,
             disposable=[clean and r.mode != "symlink" for r in pending], progress=on_capture,
@@ -403,10 +426,15 @@ class Execution:
         by_table: dict[str, list[str]] = {}
         for reg, _, url in items:
             by_table.setdefault(reg.asset_table, []).append(url)
+        raw = conn.connection.driver_connection  # same sqlite3 connection, same transaction
         for table, urls in by_table.items():
-            for url, (asset_id, rid) in q.existing_assets_by_url(conn, table, urls).items():
-                ids_by_key[(table, url)] = asset_id
-                rid_of[asset_id] = rid
+            for part in q.chunks(urls):
+                for asset_id, rid, url in raw.execute(
+                    f"SELECT id, rid, url FROM assets WHERE asset_table = ? AND url IN ({','.join('?' * len(part))})",
+                    (table, *part),
+                ):
+                    ids_by_key[(table, url)] = asset_id
+                    rid_of[asset_id] = rid
         existing_ids = set(ids_by_key.values())
         new_rows = []
         for reg, d, url in items:
@@ -414,7 +442,6 @@ class Execution:
             if key not in ids_by_key:
                 ids_by_key[key] = -1  # placeholder: the first registration of this key makes the row
                 new_rows.append((reg, d, url))
-        raw = conn.connection.driver_connection  # same sqlite3 connection, same transaction
         rids = allocate_rids(conn, store.store_id, "asset", len(new_rows))
         # we hold the write lock (BEGIN IMMEDIATE), so ids past the current maximum are ours
         next_id = raw.execute("SELECT coalesce(max(id), 0) FROM assets").fetchone()[0] + 1
