@@ -258,3 +258,18 @@ def test_a_disposable_file_becomes_the_object_and_any_other_is_copied(cache: Obj
     assert stat.S_IMODE(staged.stat().st_mode) == 0o444
     assert cache.path_of(copied.digest).stat().st_ino != kept.stat().st_ino
     assert stat.S_IMODE(kept.stat().st_mode) != 0o444
+
+
+@pytest.mark.parametrize("tail", [0, 123])
+def test_a_large_copy_with_direct_io_holds_the_same_bytes(cache: ObjectCache, tmp_path: Path, monkeypatch, tail: int):
+    """Copies of at least DIRECT_MIN bytes bypass the page cache; an unaligned tail is written as usual."""
+    monkeypatch.setattr(objects_mod, "DIRECT_MIN", objects_mod.SMALL + 1)
+    data = os.urandom(2 * objects_mod.STREAM_BLOCK + 3 * 4096 + tail)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    got = cache.ingest(src)
+    assert got.digest == Digest(blake3.blake3(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
+    assert cache.path_of(got.digest).read_bytes() == data
+    staged = tmp_path / "staged.bin"
+    assert cache.stage_copy(src, str(staged)) == got.digest
+    assert staged.read_bytes() == data
