@@ -54,18 +54,26 @@ TRIGGERS = {
 }
 
 
+def _autoincrement(table: str, key: str, keep: str) -> None:
+    """Keep only the rows ``keep`` selects and make ``key`` AUTOINCREMENT, starting past every key ever used."""
+    conn = op.get_bind()
+    top = conn.exec_driver_sql(f"SELECT max({key}) FROM {table}").scalar()
+    op.execute(f"DELETE FROM {table} WHERE NOT ({keep})")  # before the copy: only what is kept is copied
+    with op.batch_alter_table(table, recreate="always", table_kwargs={"sqlite_autoincrement": True}):
+        pass
+    if top is not None:
+        op.execute(f"DELETE FROM sqlite_sequence WHERE name = '{table}'")
+        op.execute(f"INSERT INTO sqlite_sequence (name, seq) VALUES ('{table}', {int(top)})")
+
+
 def upgrade() -> None:
-    # rebuilt AUTOINCREMENT first, with every row, so sqlite_sequence starts past every id ever used
-    with op.batch_alter_table("registrations", recreate="always", table_kwargs={"sqlite_autoincrement": True}) as batch:
-        batch.drop_index("ix_registrations_execution_id")
-    op.execute("DELETE FROM registrations WHERE asset_id IS NOT NULL")
+    op.drop_index("ix_registrations_execution_id", table_name="registrations")
+    _autoincrement("registrations", "id", "asset_id IS NULL")
     op.create_index("ix_assets_filename", "assets", ["filename"], unique=False)
 
     op.drop_index("ix_changes_state_seq", table_name="changes")
     op.drop_index("ix_changes_state_kind", table_name="changes")
-    with op.batch_alter_table("changes", recreate="always", table_kwargs={"sqlite_autoincrement": True}):
-        pass
-    op.execute("DELETE FROM changes WHERE state = 'done'")
+    _autoincrement("changes", "seq", "state != 'done'")
     op.create_index(
         "ix_changes_pending", "changes", ["kind", "entity_id", "state"], unique=False,
         sqlite_where=sa.text("state = 'pending'"),

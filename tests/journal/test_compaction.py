@@ -110,8 +110,8 @@ def test_the_migration_drops_committed_registrations_and_done_changes_and_keeps_
         conn.execute("INSERT INTO asset_links (asset_id, execution_id, role, sync_state) VALUES (1, 1, 'Output', 'local')")
         reg = ("INSERT INTO registrations (id, execution_id, asset_table, file_name, staged_path, mode, asset_types,"
                " asset_metadata, asset_id, registered_at) VALUES (?, 1, 'Execution_Asset', ?, ?, 'new', '[]', '{}', ?, ?)")
-        conn.execute(reg, (7, "done.bin", "/s/done.bin", 1, AT))
-        conn.execute(reg, (8, "pending.bin", "/s/pending.bin", None, AT))
+        conn.execute(reg, (7, "pending.bin", "/s/pending.bin", None, AT))
+        conn.execute(reg, (8, "done.bin", "/s/done.bin", 1, AT))  # the highest id: deleted, never reused
         chg = ("INSERT INTO changes (seq, kind, entity_kind, entity_id, detail, created_at, state, attempts)"
                " VALUES (?, ?, ?, 1, '{}', ?, ?, 0)")
         conn.execute(chg, (1, "execution", "execution", AT, "done"))
@@ -119,7 +119,7 @@ def test_the_migration_drops_committed_registrations_and_done_changes_and_keeps_
         conn.execute(chg, (3, "execution_status", "execution", AT, "done"))
     with DerivaML("example.org", "1", working_dir=path.parent) as ml:
         assert rows(path, "SELECT version_num FROM alembic_version") == [(migrate.LATEST,)]
-        assert rows(path, "SELECT id, file_name FROM registrations") == [(8, "pending.bin")]
+        assert rows(path, "SELECT id, file_name FROM registrations") == [(7, "pending.bin")]
         assert rows(path, "SELECT seq, kind FROM changes") == [(2, "asset")]
         assert rows(path, "SELECT asset_id, term FROM asset_tags") == [(1, "Output_File")]
         assert ml.status()["pending_changes"] == {"asset": 1}
