@@ -52,40 +52,6 @@ class Hasher:
         return Digest(self._b3.hexdigest(), self._md5.hexdigest(), self.size)
 
 
-class PipelinedHasher:
-    """Hasher for large inputs: MD5 runs on a second thread while the caller does blake3 and I/O.
-
-    MD5 is the slow hash (about 0.7 GB/s) and blake3 the fast one; both release
-    the GIL on large buffers, so overlapping them brings a one-pass capture close
-    to the MD5 floor. ``update`` takes ownership of ``data`` until the next call.
-    """
-
-    def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._b3 = _blake3.blake3()
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satchel-md5")
-        self._pending = None
-        self.size = 0
-
-    def update(self, data: bytes) -> None:
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._pool.submit(self._md5.update, data)
-        self._b3.update(data)
-        self.size += len(data)
-
-    def digest(self) -> Digest:
-        if self._pending is not None:
-            self._pending.result()
-        self._pool.shutdown(wait=True)
-        return Digest(self._b3.hexdigest(), self._md5.hexdigest(), self.size)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
 def digest_bytes(data: bytes) -> Digest:
     h = Hasher()
     h.update(data)

@@ -49,6 +49,10 @@ STREAM_BLOCK = 4 * CHUNK
 #: copies at least this large bypass the page cache (O_DIRECT), in multiples of this alignment
 DIRECT_MIN = 64 * CHUNK
 _DIRECT_ALIGN = 4096
+# Linux only; elsewhere copies use the page cache and staged files are always copied
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+_F_SETLEASE = getattr(fcntl, "F_SETLEASE", None)
+_F_SETSIG = getattr(fcntl, "F_SETSIG", 10)
 
 Progress = Callable[[int, int], None]
 
@@ -82,12 +86,14 @@ def _no_writers(fd: int) -> bool:
     ignored by default, instead of SIGIO, whose default would end the process.
     Filesystems without leases answer no, and the file is copied.
     """
+    if _F_SETLEASE is None:
+        return False
     try:
-        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, _F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
     except OSError:
         return False
-    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
     return True
 
 
@@ -196,9 +202,11 @@ def _stream(fd: int, out: int | None, *, direct: bool) -> Digest:
 
 def _set_direct(fd: int, on: bool) -> bool:
     """Turn ``O_DIRECT`` on or off for ``fd``; False if the filesystem does not allow it."""
+    if not _O_DIRECT:
+        return False
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     try:
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT if on else flags & ~_O_DIRECT)
     except OSError:
         return False
     return True
@@ -474,6 +482,8 @@ class ObjectCache:
         before the sync its capture relied on) does not count, and the next capture replaces it."""
         b3 = digest.blake3
         try:
+            if self._objects_fd < 0:  # closed: by name
+                return os.stat(self._object_name(digest)).st_size == digest.size
             return os.stat(f"{b3[:2]}/{b3[2:]}", dir_fd=self._objects_fd).st_size == digest.size
         except FileNotFoundError:
             return False
