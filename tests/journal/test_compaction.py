@@ -163,6 +163,16 @@ def test_push_finds_local_assets_by_the_partial_index(ml):
     assert "INDEX ix_assets_local" in plan, plan
 
 
+def test_the_committed_name_check_seeks_by_file_name_not_through_the_executions_outputs(ml):
+    """Registering after a big commit costs a seek, not a pass over the execution's outputs."""
+    sql = TRIGGERS["tr_registrations_committed_name"]
+    check = sql.split("WHEN EXISTS (", 1)[1].rsplit(") BEGIN", 1)[0].replace("NEW.", ":")
+    plan = [r[3] for r in rows(ml.store.journal_path, "EXPLAIN QUERY PLAN " + check,
+                               {"file_name": "x.bin", "asset_table": "File", "execution_id": 1})]
+    assert plan[0] == "SEARCH a USING INDEX ix_assets_filename (filename=?)", plan
+    assert "(asset_id=? AND execution_id=?)" in plan[-1], plan
+
+
 def test_marking_changes_done_by_entity_seeks_the_pending_index(ml):
     sql = "UPDATE changes SET state = 'done' WHERE state = ? AND kind = ? AND entity_id IN (?, ?)"
     plan = " ".join(r[3] for r in rows(ml.store.journal_path, "EXPLAIN QUERY PLAN " + sql, ("pending", "asset", 1, 2)))

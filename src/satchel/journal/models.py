@@ -313,9 +313,9 @@ TRIGGERS = {
     ),
     "tr_registrations_committed_name": (
         "CREATE TRIGGER tr_registrations_committed_name BEFORE INSERT ON registrations"
-        " FOR EACH ROW WHEN EXISTS (SELECT 1 FROM assets a JOIN asset_links l ON l.asset_id = a.id"
-        " WHERE a.filename = NEW.file_name AND a.asset_table = NEW.asset_table"
-        " AND l.execution_id = NEW.execution_id AND l.role = 'Output')"
+        " FOR EACH ROW WHEN EXISTS (SELECT 1 FROM assets a WHERE a.filename = NEW.file_name"
+        " AND a.asset_table = NEW.asset_table AND EXISTS (SELECT 1 FROM asset_links l"
+        " WHERE l.asset_id = a.id AND l.execution_id = NEW.execution_id AND l.role = 'Output'))"
         " BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: registrations.execution_id,"
         " registrations.asset_table, registrations.file_name (already committed)'); END"
     ),
