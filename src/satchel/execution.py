@@ -15,6 +15,7 @@ import re
 import sqlite3
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -370,21 +371,28 @@ class Execution:
     ) -> UploadReport:
         ml = self._ml
         engine = ml.store.engine
-        captured = ml.store.cache.ingest_many(
+        captured, seal = ml.store.cache.capture_many(
             [r.staged_path for r in pending], sizes=sizes,
             disposable=[clean and r.mode != "symlink" for r in pending], progress=on_capture,
         )
         crash_point("commit.after_capture")
+        # the filesystem sync runs while the journal transaction is prepared; the transaction
+        # commits only once the sync has returned: bytes durable first, as always
+        sealing = ml.store.cache.in_background(seal)
         report.new_objects = sum(1 for c in captured if c.copied)
         report.bytes_captured = sum(c.digest.size for c in captured)
         at = now()
-        with write_transaction(engine) as conn:
-            recorded = self._record_assets(conn, pending, [c.digest for c in captured], at) if pending else []
-            cur = q.execution_status(conn, self._id)
-            if cur != Status.Pending_Upload:
-                tgt = check_transition(self.execution_rid, cur, Status.Pending_Upload.value)
-                q.record_status(conn, self._id, cur, tgt.value, at, None, commit_time=at)
-            crash_point("commit.before_journal_commit")
+        try:
+            with write_transaction(engine) as conn:
+                recorded = self._record_assets(conn, pending, [c.digest for c in captured], at) if pending else []
+                cur = q.execution_status(conn, self._id)
+                if cur != Status.Pending_Upload:
+                    tgt = check_transition(self.execution_rid, cur, Status.Pending_Upload.value)
+                    q.record_status(conn, self._id, cur, tgt.value, at, None, commit_time=at)
+                sealing.result()
+                crash_point("commit.before_journal_commit")
+        finally:
+            futures.wait([sealing])  # never leave the sync running behind an error
         crash_point("commit.after_journal_commit")
         handed_out = self._handed_out
         per_table = report.per_table

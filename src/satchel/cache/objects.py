@@ -22,9 +22,10 @@ import mmap
 import os
 import signal
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,8 +251,13 @@ class ObjectCache:
         self._can_link = os.path.isdir("/proc/self/fd")
         self.link_modes = check_modes(link_modes)
         self.index = CacheIndex(self.root / "index.db")
+        self._background: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def close(self) -> None:
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None
         self.index.close()
         if self._objects_fd >= 0:
             os.close(self._objects_fd)
@@ -325,6 +331,30 @@ class ObjectCache:
     ) -> list[Captured]:
         """Capture many files with one filesystem sync at the end; results in input order.
 
+        ``capture_many`` then its sealing, at once; see there.
+        """
+        captured, seal = self.capture_many(
+            sources, sizes=sizes, disposable=disposable, workers=workers, progress=progress
+        )
+        seal()
+        return captured
+
+    def capture_many(
+        self,
+        sources: Sequence[Path | str],
+        *,
+        sizes: Sequence[int] | None = None,
+        disposable: Sequence[bool] | None = None,
+        workers: int | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[list[Captured], Callable[[], None]]:
+        """Capture many files; returns the results in input order and the ``seal`` that makes them durable.
+
+        ``seal()`` syncs the filesystem once (``syncfs``) and then records the
+        stat entries and new objects in the index. Nothing may refer to the
+        captured objects durably (a journal commit) before it has returned; the
+        caller may prepare that commit meanwhile, on another thread.
+
         Small files are captured in this thread (for them, threads only add
         contention on the GIL); files of at least ``PARALLEL_MIN`` bytes are
         captured by a small pool, where hashing and I/O release the GIL.
@@ -337,7 +367,7 @@ class ObjectCache:
         already written stay (they are content-addressed, so harmless).
         """
         if not sources:
-            return []
+            return [], lambda: None
         n = len(sources)
         if sizes is None:
             sizes = []
@@ -380,10 +410,6 @@ class ObjectCache:
                     finish(i, fut.result())
                 except BaseException as exc:  # keep draining so no thread is left writing
                     error = error or exc
-            if error is None:
-                sync_filesystem(self.root)
-                captured = [r for r in results if r is not None]
-                self.index.record(entries, objects=[c.digest for c in captured if c.copied])
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -391,7 +417,23 @@ class ObjectCache:
                 gc.enable()
         if error is not None:
             raise error
-        return captured
+        captured = [r for r in results if r is not None]
+
+        def seal() -> None:
+            sync_filesystem(self.root)
+            self.index.record(entries, objects=[c.digest for c in captured if c.copied])
+
+        return captured, seal
+
+    def in_background(self, fn: Callable[[], None]) -> Future[None]:
+        """Run ``fn`` (a ``capture_many`` seal) on the cache's one background thread.
+
+        One long-lived thread, so its index connection is opened once, not per batch.
+        """
+        with self._lock:
+            if self._background is None:
+                self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satchel-seal")
+            return self._background.submit(fn)
 
     def _capture(
         self, source: Path | str, disposable: bool = False
