@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -254,3 +255,25 @@ def test_a_kill_during_a_copy_registration_leaves_nothing_the_next_run_trips_on(
         assert object_of(ml, report.assets[0].asset_rid).read_bytes() == data
         assert not c.parent.exists(), "the clean-up took the killed registration's temp file too"
         assert ml.verify().ok
+
+
+def test_the_journal_never_commits_before_the_bytes_are_synced(ml, workflow, monkeypatch):
+    """The sync runs beside the journal transaction; a failed sync must abort that transaction."""
+    exe = new_exe(ml, workflow)
+    with exe:
+        for i in range(3):
+            exe.asset_file_path(TABLE, f"out-{i}.bin").write_bytes(f"output {i}".encode())
+    real_sync = objects_mod.sync_filesystem
+
+    def failing_sync(path):
+        raise OSError(5, "Input/output error (injected)", str(path))
+
+    monkeypatch.setattr(objects_mod, "sync_filesystem", failing_sync)
+    with pytest.raises(OSError, match="injected"):
+        exe.commit_output_assets()
+    with sqlite3.connect(ml.store.journal_path) as db:
+        assert db.execute("SELECT count(*) FROM assets").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM registrations WHERE asset_id IS NULL").fetchone() == (3,)
+    monkeypatch.setattr(objects_mod, "sync_filesystem", real_sync)
+    assert exe.commit_output_assets().total_uploaded == 3  # the staged files, taken or not, commit now
+    assert ml.verify().ok
