@@ -1,11 +1,12 @@
 """Workload 2, capture of one large file: an existing file committed in copy mode and in symlink mode.
 
 Copy mode is ``asset_file_path(table, path, copy_file=True)`` (the file is copied
-to the staging area at once) then ``commit_output_assets``; symlink mode is the
-default for an existing file (a staged symlink; the bytes are read at commit).
-Either way the commit hashes (blake3 + MD5) and copies the bytes into the cache
-in one pass and syncs the filesystem before the journal commit; the figure is
-the whole of it, registration plus commit.
+to the staging area at once, hashed (blake3 + MD5) in the same pass) then
+``commit_output_assets``, which takes the staged copy into the cache by hardlink
+without reading it again. Symlink mode is the default for an existing file (a
+staged symlink; at commit the bytes are hashed and copied into the cache in one
+pass). Either way the filesystem is synced before the journal commit; the figure
+is the whole of it, registration plus commit.
 
 References in the same repeat, on the same file: ``md5sum`` (the MD5 floor:
 the bytes have to be hashed once), ``cp`` without a sync, and ``cp`` followed by
@@ -82,7 +83,7 @@ def run(ctx: Context) -> WorkloadResult:
     modes = {
         True: {
             "whole": Series("copy mode: register + commit", "MB/s"),
-            "register": Series("copy mode: asset_file_path (copies)", "s"),
+            "register": Series("copy mode: asset_file_path (copies and hashes)", "s"),
             "commit": Series("copy mode: commit_output_assets", "s"),
             "syncfs": Series("copy mode: syncfs inside the commit", "s"),
         },

@@ -2,9 +2,11 @@
 
 Timed separately: the ``asset_file_path`` calls (registration), the user's own
 writes to the returned paths (not satchel's work, reported for context), and
-``commit_output_assets`` (hash, copy into the cache, one ``syncfs``, one journal
-transaction). "End to end" is registration plus commit, what the tools the issue
-compares with (``dvc add``, ``mlflow.log_artifacts``) do on files that exist.
+``commit_output_assets`` (hash each staged file, take it into the cache by
+hardlink since the staging folder is cleaned, one ``syncfs`` beside the journal
+transaction, which commits after it, then the clean-up). "End to end" is
+registration plus commit, what the tools the issue compares with (``dvc add``,
+``mlflow.log_artifacts``) do on files that exist.
 
 References, on the same data in the same repeat: ``cp -r`` of the same tree;
 the same tree copied and hashed (blake3 + MD5) by a bare Python loop with one
