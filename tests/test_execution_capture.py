@@ -23,6 +23,7 @@ import pytest
 
 from satchel import DerivaML, ExecutionConfiguration
 from satchel.cache import objects as objects_mod
+from satchel.errors import FileChangedError
 
 TABLE = "Execution_Asset"
 BIG = objects_mod.SMALL + 12_345  # above the small-file path: streamed, and looked up in the stat cache
@@ -277,3 +278,25 @@ def test_the_journal_never_commits_before_the_bytes_are_synced(ml, workflow, mon
     monkeypatch.setattr(objects_mod, "sync_filesystem", real_sync)
     assert exe.commit_output_assets().total_uploaded == 3  # the staged files, taken or not, commit now
     assert ml.verify().ok
+
+
+def test_a_staged_file_that_changes_during_the_commit_stays_writable(ml, workflow, monkeypatch):
+    exe = new_exe(ml, workflow)
+    with exe:
+        p = exe.asset_file_path(TABLE, "growing.log")
+        p.write_bytes(b"line 1\n")
+    real_read = objects_mod._read_all
+
+    def append_while_reading(fd, size_hint):
+        data = real_read(fd, size_hint)
+        with open(p, "ab") as f:  # a writer that the lease could not see yet: it opens after the check
+            f.write(b"line 2\n")
+        return data
+
+    monkeypatch.setattr(objects_mod, "_read_all", append_while_reading)
+    with pytest.raises(FileChangedError, match="changed while"):
+        exe.commit_output_assets()
+    monkeypatch.setattr(objects_mod, "_read_all", real_read)
+    assert stat.S_IMODE(p.stat().st_mode) & 0o200, "the file is the user's to finish writing"
+    report = exe.commit_output_assets()
+    assert object_of(ml, report.assets[0].asset_rid).read_bytes() == b"line 1\nline 2\n"

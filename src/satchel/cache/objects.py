@@ -296,12 +296,15 @@ class ObjectCache:
         self.index.record([(st, digest, False)])
         return digest
 
-    def file_matches(self, path: Path | str, digest: Digest) -> bool:
-        """Does ``path`` (not following a final symlink) hold exactly these bytes?"""
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return False
+    def file_matches(self, path: Path | str, digest: Digest, *, st: os.stat_result | None = None) -> bool:
+        """Does ``path`` (not following a final symlink) hold exactly these bytes?
+
+        ``st`` is its ``lstat`` when the caller has just taken it."""
+        if st is None:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                return False
         if not stat.S_ISREG(st.st_mode) or st.st_size != digest.size:
             return False
         known = self.index.lookup(st)
@@ -551,7 +554,11 @@ class ObjectCache:
             os.fchmod(fd, 0o444)
         except PermissionError:  # not the owner: leave it alone and copy
             return None
-        self._check_unchanged(source, fd, st, digest)
+        try:
+            self._check_unchanged(source, fd, st, digest)
+        except FileChangedError:  # still being written: give it back writable
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            raise
         crash_point("capture.before_link")
         b3 = digest.blake3
         try:
