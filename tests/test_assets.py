@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,37 @@ def test_download_assets_in_a_batch(ml, workflow, tmp_path, monkeypatch):
     monkeypatch.setattr(ml.store.cache, "export", lambda *a, **k: exports.append(a) or real_export(*a, **k))
     reader.download_assets(rids, tmp_path / "all")
     assert exports == []
+
+
+def test_a_batch_in_a_fresh_process_trusts_only_unchanged_files(tmp_path, monkeypatch):
+    """The batch asks the stat cache once for all files; a file changed since (same size) is still replaced."""
+    store = tmp_path / "store"
+    with DerivaML("example.org", "1", working_dir=store) as ml:
+        ml.add_term("Workflow_Type", "Training", description="Model training")
+        wf = ml.create_workflow("train.py", "Training")
+        exe = ml.create_execution(ExecutionConfiguration(workflow=wf))
+        with exe:
+            for i in range(40):
+                exe.asset_file_path("File", f"f{i}.bin").write_bytes(bytes([i]) * 100)
+        rids = [a.asset_rid for a in exe.commit_output_assets().assets]
+        reader = consumer(ml, wf)
+        reader.download_assets(rids, tmp_path / "all")
+        reader_rid = reader.execution_rid
+    time.sleep(0.05)  # past the racy window: the stat entries of the placed files are trusted
+    changed = tmp_path / "all" / "f7.bin"
+    changed.write_bytes(b"x" * 100)  # same size, other bytes, new mtime
+    with DerivaML("example.org", "1", working_dir=store) as ml:  # a fresh process's view: empty memo
+        queries = []
+        monkeypatch.setattr(ml.store.cache.index, "prefetch",
+                            lambda stats, real_prefetch=ml.store.cache.index.prefetch: queries.append(len(stats))
+                            or real_prefetch(stats))
+        exports = []
+        real_export = ml.store.cache.export
+        monkeypatch.setattr(ml.store.cache, "export", lambda *a, **k: exports.append(a[1]) or real_export(*a, **k))
+        ml.resume_execution(reader_rid).download_assets(rids, tmp_path / "all")
+        assert queries == [40]
+        assert [Path(e).name for e in exports] == ["f7.bin"]
+    assert changed.read_bytes() == bytes([7]) * 100
 
 
 def test_a_batch_with_an_unknown_rid_writes_nothing(ml, workflow, produced, tmp_path):

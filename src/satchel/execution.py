@@ -514,12 +514,14 @@ class Execution:
         All RIDs and bytes are checked before any file is written or anything recorded.
         """
         ml = self._ml
-        placed = ml._place_assets(list(asset_rids), Path(dest_dir))
-        ids = [p.asset_id for p in placed]
-        record = update_catalog and not self.dry_run and bool(placed)
-        with read_transaction(ml.store.engine) as conn:
+        dest = Path(dest_dir)
+        with read_transaction(ml.store.engine) as conn:  # one snapshot for the plan, the tags and the links
+            placed = ml._plan_placement(conn, list(asset_rids), dest)
+            ids = [p.asset_id for p in placed]
+            record = update_catalog and not self.dry_run and bool(placed)
             tags = q.tags_by_asset(conn, ids)
             linked = {a for a, _ in q.present_links(conn, ids, self._id)} if record else set()
+        ml._apply_placement(placed, dest)
         # the write lock only when something is missing: a repeated download records nothing new
         if record and any(i not in linked or INPUT_FILE not in tags.get(i, ()) for i in ids):
             at = now()

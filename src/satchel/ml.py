@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -535,11 +536,16 @@ class DerivaML:
         re-download hot path).
         """
         with read_transaction(self.store.engine) as conn:
-            ids = q.resolve_asset_rids(conn, rids)
-            unknown = [r for r in rids if r not in ids]
-            if unknown:
-                self._asset_id(conn, unknown[0])  # raises the precise error for the first one
-            rows = q.download_rows(conn, sorted(set(ids.values())))
+            plan = self._plan_placement(conn, rids, dest_dir)
+        return self._apply_placement(plan, dest_dir)
+
+    def _plan_placement(self, conn: Connection, rids: list[str], dest_dir: Path) -> list[Placed]:
+        """Where each asset goes, and which destinations already hold its bytes (reads only)."""
+        ids = q.resolve_asset_rids(conn, rids)
+        unknown = [r for r in rids if r not in ids]
+        if unknown:
+            self._asset_id(conn, unknown[0])  # raises the precise error for the first one
+        rows = q.download_rows(conn, sorted(set(ids.values())))
         plan = []
         names: dict[str, str] = {}
         base = str(dest_dir)
@@ -555,9 +561,22 @@ class DerivaML:
                     f"into separate directories (e.g. dest_dir / rid)"
                 )
             digest = Digest(row.blake3, row.md5, row.length) if row.blake3 else None
-            placed = Placed(row.id, shown, row, digest, dest)  # type: ignore[arg-type]
-            placed.skipped = digest is not None and cache.file_matches(dest, digest)
-            plan.append(placed)
+            plan.append(Placed(row.id, shown, row, digest, dest))  # type: ignore[arg-type]
+        # what is already in place: one lstat per file, the stat cache asked once for the batch
+        stats: dict[str, os.stat_result] = {}
+        for p in plan:
+            with contextlib.suppress(FileNotFoundError):
+                stats[p.dest] = os.lstat(p.dest)
+        if len(plan) > 1:
+            cache.index.prefetch(list(stats.values()))
+        for p in plan:
+            st = stats.get(p.dest)
+            p.skipped = p.digest is not None and st is not None and cache.file_matches(p.dest, p.digest, st=st)
+        return plan
+
+    def _apply_placement(self, plan: list[Placed], dest_dir: Path) -> list[Placed]:
+        """Write the files a plan still needs: all objects checked first, then one filesystem sync."""
+        cache = self.store.cache
         for p in plan:  # every object a file still needs must be here before anything is written
             if not p.skipped and (p.digest is None or not cache.has(p.digest)):
                 p.digest = self._digest_for(self.lookup_asset(p.rid))
