@@ -427,13 +427,3 @@ def _resolve_deleted(ml: Any, conn: Any, asset_rid: str, asset_id: int, keep: st
                                       Change.entity_id == asset_id).values(state="done"))
     conn.execute(update(ConflictRow).where(ConflictRow.asset_id == asset_id, ConflictRow.resolved_at.is_(None))
                  .values(resolved_at=now(), resolution="local"))
-
-
-def open_conflicts(conn: Any) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(ConflictRow, AssetRow.rid, AssetRow.remote_rid).join(AssetRow, AssetRow.id == ConflictRow.asset_id)
-        .where(ConflictRow.resolved_at.is_(None)).order_by(ConflictRow.id)
-    ).all()
-    return [{"RID": r.remote_rid or r.rid, "field": r.field, "local": r.local_value, "remote": r.remote_value,
-             "detected_at": r.detected_at} for r in rows]
-

@@ -660,8 +660,8 @@ class Pusher:
             with write_transaction(self.engine) as conn:
                 conn.execute(update(AssetRow).where(AssetRow.id == asset_id).values(remote_description=r.description))
                 conn.execute(
-                    update(Change).where(Change.kind == "description", Change.entity_id == asset_id,
-                                         Change.seq <= r.seq).values(state="done")
+                    update(Change).where(Change.state == "pending", Change.kind == "description",
+                                         Change.entity_id == asset_id, Change.seq <= r.seq).values(state="done")
                 )
             self.result.done["descriptions"] += 1
 

@@ -41,6 +41,8 @@ from satchel.sync.result import SyncResult
 MIRRORED = ("synced", "remote")
 #: the conflict field of an asset that the catalog deleted while it mattered here
 DELETED = "Deleted"
+#: outbox kinds whose entity is an asset
+ASSET_CHANGES = ("asset", "tag_add", "tag_remove", "description")
 
 
 def sweep_deletions(engine: Any, catalog: CatalogClient, target: AssetTarget, result: SyncResult) -> None:
@@ -94,8 +96,8 @@ def _with_local_work(conn: Any, ids: list[int]) -> set[int]:
             AssetTag.asset_id.in_(part), AssetTag.sync_state != "synced")).scalars())
         busy.update(conn.execute(select(AssetLink.asset_id).where(
             AssetLink.asset_id.in_(part), AssetLink.sync_state != "synced")).scalars())
-        busy.update(conn.execute(select(Change.entity_id).where(
-            Change.entity_kind == "asset", Change.state == "pending", Change.entity_id.in_(part))).scalars())
+        busy.update(conn.execute(select(Change.entity_id).where(  # by ix_changes_pending (kind, entity_id)
+            Change.state == "pending", Change.kind.in_(ASSET_CHANGES), Change.entity_id.in_(part))).scalars())
         busy.update(conn.execute(select(ConflictRow.asset_id).where(
             ConflictRow.asset_id.in_(part), ConflictRow.resolved_at.is_(None))).scalars())
     return busy
@@ -106,8 +108,8 @@ def forget_asset(conn: Any, asset_id: int) -> None:
     conn.execute(delete(AssetTag).where(AssetTag.asset_id == asset_id))
     conn.execute(delete(AssetLink).where(AssetLink.asset_id == asset_id))
     conn.execute(delete(ConflictRow).where(ConflictRow.asset_id == asset_id))
-    conn.execute(update(Change).where(Change.entity_kind == "asset", Change.entity_id == asset_id,
-                                      Change.state == "pending").values(state="done"))
+    conn.execute(update(Change).where(Change.state == "pending", Change.kind.in_(ASSET_CHANGES),
+                                      Change.entity_id == asset_id).values(state="done"))
     conn.execute(delete(AssetRow).where(AssetRow.id == asset_id))
 
 
