@@ -185,11 +185,11 @@ class Execution:
         ml._check_asset_table(asset_name)
         types = ml._check_asset_types(asset_name, asset_types)
         name = os.fspath(file_name)
-        if "/" in name:  # the common case, a bare name, needs no path parsing
+        if "/" in name:
             path = Path(name)
             source = os.fspath(path if path.is_absolute() else Path.cwd() / path)
             base = path.name
-        else:
+        else:  # the common case, a bare name, needs no path parsing
             source, base = f"{os.getcwd()}/{name}", name
         meta = dict(metadata or {})
         meta.update(kwargs)
@@ -356,9 +356,7 @@ class Execution:
             if progress_callback is not None:
                 progress_callback("capture", done, total)
 
-        # staged files (new or copied, not symlinks) that the clean-up below deletes may become the
-        # cache objects themselves, by hardlink: no second write of their bytes (see ObjectCache._take)
-        gc_paused = pause_gc()
+        gc_paused = pause_gc()  # thousands of small objects, no cycles: see pause_gc
         try:
             return self._commit(pending, sizes, clean, report, on_capture, progress_callback)
         finally:
@@ -371,6 +369,8 @@ class Execution:
     ) -> UploadReport:
         ml = self._ml
         engine = ml.store.engine
+        # staged files (new or copied, not symlinks) that the clean-up below deletes may become the
+        # cache objects themselves, by hardlink: no second write of their bytes (see ObjectCache._take)
         captured, seal = ml.store.cache.capture_many(
             [r.staged_path for r in pending], sizes=sizes,
             disposable=[clean and r.mode != "symlink" for r in pending], progress=on_capture,
