@@ -24,6 +24,8 @@ import pytest
 from satchel import DerivaML, ExecutionConfiguration
 from satchel.cache import objects as objects_mod
 from satchel.errors import FileChangedError
+from satchel.journal import queries as q
+from satchel.journal import read_transaction
 
 TABLE = "Execution_Asset"
 BIG = objects_mod.SMALL + 12_345  # above the small-file path: streamed, and looked up in the stat cache
@@ -35,7 +37,8 @@ def new_exe(ml: DerivaML, workflow):
 
 def object_of(ml: DerivaML, rid: str) -> Path:
     a = ml.lookup_asset(rid)
-    (digest,) = ml.store.cache.index.find_by_md5(a.md5)
+    with read_transaction(ml.store.engine) as conn:
+        (digest,) = q.digests_by_md5(conn, a.md5, a.length)
     return ml.store.cache.path_of(digest)
 
 

@@ -100,7 +100,6 @@ def _generate(ctx: Context, store: Path, n: int) -> dict[str, float]:
                 exe._record_assets(conn, pending, digests, at)
                 cur = q.execution_status(conn, exe._id)
                 q.record_status(conn, exe._id, cur, Status.Pending_Upload.value, at, None, commit_time=at)
-            index.add_objects(digests)
             t_journal += clock() - t0
             if (stop // BATCH) % 10 == 0 or stop == n:
                 ctx.log(f"{NAME}: {stop:,} assets recorded ({stop / (clock() - t_start):,.0f} assets/s)")

@@ -5,7 +5,7 @@ Layout under the cache root (see docs/internals.md)::
     objects/ab/cdef...   one read-only file per blake3 digest (hex, 2-char fan-out)
     tmp/                 temp files while ingesting; leftovers are crash debris
     quarantine/          objects that failed verification, kept for inspection
-    index.db             stat cache and each object's MD5 and size
+    index.db             the stat cache (device, inode, size, mtime -> digests); rebuildable
 
 Bytes enter by :meth:`ObjectCache.ingest` (hash and copy in one pass, temp,
 fsync, rename) and leave by :meth:`ObjectCache.export` (verified first).
@@ -232,7 +232,7 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 class ObjectCache:
-    """Read-only objects named by blake3, with MD5 and size alongside."""
+    """Read-only objects named by blake3 (the journal keeps each asset's MD5 and size alongside)."""
 
     def __init__(self, root: os.PathLike[str] | str, *, link_modes: Sequence[str] = DEFAULT_LINK_MODES):
         self.root = Path(root)
@@ -320,7 +320,6 @@ class ObjectCache:
         if durable:
             sync_filesystem(self.root)
         self.index.record(entries)
-        self.index.add_objects([captured.digest])
         return captured
 
     def ingest_many(
@@ -424,7 +423,7 @@ class ObjectCache:
 
         def seal() -> None:
             sync_filesystem(self.root)
-            self.index.record(entries, objects=[c.digest for c in captured if c.copied])
+            self.index.record(entries)
 
         return captured, seal
 
@@ -649,7 +648,6 @@ class ObjectCache:
             os.replace(path, final)
             fsync_dir(Path(final).parent)
         self.index.record([(os.stat(final), digest, True)])
-        self.index.add_objects([digest])
         return digest
 
     def ingest_stream(self, chunks: Iterable[bytes], *, expected_md5: str | None = None) -> Digest:
@@ -674,7 +672,6 @@ class ObjectCache:
         os.replace(tmp, final)
         fsync_dir(final.parent)
         self.index.record([(os.stat(final), digest, True)])
-        self.index.add_objects([digest])
         return digest
 
     # --- export ------------------------------------------------------------------
@@ -773,7 +770,6 @@ class ObjectCache:
             os.replace(obj, target)
         except FileNotFoundError:
             return
-        self.index.remove_object(name)
         log.warning("quarantined corrupt cache object %s to %s", name[:12], target)
 
     def iter_objects(self) -> Iterable[Path]:
@@ -793,8 +789,6 @@ class ObjectCache:
             if actual.blake3 != name:
                 self._quarantine(obj, name)
                 report.quarantined.append(name)
-            else:
-                self.index.add_objects([actual])
             if progress is not None:
                 progress(i, len(objects))
         report.temp_removed = self.remove_temp_debris()

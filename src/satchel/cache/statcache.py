@@ -36,13 +36,7 @@ CREATE TABLE IF NOT EXISTS stat_entries (
     md5 TEXT NOT NULL,
     PRIMARY KEY (device, inode)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS objects (
-    blake3 TEXT PRIMARY KEY,
-    md5 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created_ns INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS objects_md5 ON objects (md5);
+DROP TABLE IF EXISTS objects;
 """
 
 
@@ -129,9 +123,9 @@ class CacheIndex:
             return None
         return digest
 
-    def record(self, entries: list[tuple[os.stat_result, Digest, bool]], *, objects: list[Digest] = ()) -> None:
-        """Record (stat, digest, written_by_us) triples, and new objects' facts, in one transaction."""
-        if not entries and not objects:
+    def record(self, entries: list[tuple[os.stat_result, Digest, bool]]) -> None:
+        """Record (stat, digest, written_by_us) triples in one transaction."""
+        if not entries:
             return
         now = time.time_ns()
         racy_after = now - RACY_NS
@@ -148,46 +142,9 @@ class CacheIndex:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if rows:
-                conn.executemany("INSERT OR REPLACE INTO stat_entries VALUES (?,?,?,?,?,?,?,?)", rows)
-            if objects:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO objects VALUES (?,?,?,?)", [(d.blake3, d.md5, d.size, now) for d in objects]
-                )
+            conn.executemany("INSERT OR REPLACE INTO stat_entries VALUES (?,?,?,?,?,?,?,?)", rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
 
-    # --- object facts -----------------------------------------------------------
-
-    def add_objects(self, digests: list[Digest]) -> None:
-        if not digests:
-            return
-        now = time.time_ns()
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT OR IGNORE INTO objects VALUES (?,?,?,?)",
-                [(d.blake3, d.md5, d.size, now) for d in digests],
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def remove_object(self, blake3: str) -> None:
-        self._conn().execute("DELETE FROM objects WHERE blake3=?", (blake3,))
-
-    def find_by_md5(self, md5: str) -> list[Digest]:
-        rows = self._conn().execute(
-            "SELECT blake3, md5, size FROM objects WHERE md5=?", (md5,)
-        ).fetchall()
-        return [Digest(*r) for r in rows]
-
-    def object_digest(self, blake3: str) -> Digest | None:
-        row = self._conn().execute(
-            "SELECT blake3, md5, size FROM objects WHERE blake3=?", (blake3,)
-        ).fetchone()
-        return Digest(*row) if row else None

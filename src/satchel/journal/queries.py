@@ -252,6 +252,18 @@ def existing_assets_by_url(conn: Connection, table: str, urls: Sequence[str]) ->
     return found
 
 
+def digests_by_md5(conn: Connection, md5: str, length: int) -> list[Any]:
+    """The digests (blake3, MD5, size) of assets with these bytes that were captured or fetched here.
+
+    The cache names objects by blake3; this is how bytes known only by their
+    MD5 (a pulled asset) are found in it: through ``ix_assets_md5``."""
+    from satchel.cache import Digest
+
+    rows = conn.exec_driver_sql(
+        "SELECT DISTINCT blake3 FROM assets WHERE md5 = ? AND length = ? AND blake3 IS NOT NULL", (md5, length))
+    return [Digest(b3, md5, length) for (b3,) in rows]
+
+
 def download_rows(conn: Connection, asset_ids: Sequence[int]) -> dict[int, Any]:
     """The columns a download needs, for many assets, with the bare driver (the hot path)."""
     raw = conn.connection.driver_connection

@@ -343,7 +343,7 @@ class Puller:
                 if r.blake3 and cache.has(r.blake3):
                     self.result.skipped["bytes"] += 1
                     continue
-                known = [d for d in cache.index.find_by_md5(r.md5) if d.size == r.length and cache.has(d)]
+                known = [d for d in q.digests_by_md5(conn, r.md5, r.length) if cache.has(d)]
                 if known:  # same bytes already here under another asset: nothing to transfer
                     conn.execute(update(AssetRow).where(AssetRow.id == r.id).values(blake3=known[0].blake3))
                     self.result.skipped["bytes"] += 1
