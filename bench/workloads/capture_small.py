@@ -175,6 +175,6 @@ def run(ctx: Context) -> WorkloadResult:
         Figure("asset_file_path", register, [row_tx]),
         Figure("commit_output_assets", commit, [rows]),
         Figure("user_writes", writes, note="the user's own write_bytes to the returned paths; not counted end to end"),
-        Figure("commit_syncfs", syncfs, note="the one syncfs() the commit makes before its journal transaction"),
+        Figure("commit_syncfs", syncfs, note="the one syncfs() of the commit, run beside its journal transaction, which commits after it"),
     ]
     return res

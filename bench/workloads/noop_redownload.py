@@ -1,8 +1,8 @@
 """Workload 3, no-op re-download: N assets already at the destination are downloaded again, same place.
 
 Setup (untimed): one execution commits N files of 4 KiB; a second execution
-downloads them all into one directory (the default link modes: a hardlink where
-the filesystem allows it). Then, in each repeat, a freshly opened ``DerivaML``
+downloads them all into one directory (the default link modes: a reflink where
+the filesystem allows it, else a copy). Then, in each repeat, a freshly opened ``DerivaML``
 (a new process's view: empty in-memory stat memo) resumes that execution and:
 
 * ``exe.download_assets(rids, dest)`` once (the batch call), and

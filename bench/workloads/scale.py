@@ -6,7 +6,7 @@ per execution of ``BATCH`` assets, the registration rows are inserted as
 half runs exactly as ``commit_output_assets`` runs it: ``Execution._record_assets``
 (assets, asset_tags, asset_links, changes, registrations updated) and the status
 change to ``Pending_Upload``, in one write transaction; the cache index gets the
-stat entries and object rows the capture would have recorded. Only the capture
+stat entry the capture would have recorded for each object. Only the capture
 of bytes (measured by workloads 1 and 2) is skipped, so no object files exist:
 the size figure is the store's own overhead per asset, bytes of assets excluded.
 

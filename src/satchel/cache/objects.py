@@ -541,17 +541,19 @@ class ObjectCache:
         open descriptor: one link (checked by the caller), on the cache's
         filesystem, and no process holding it open for writing, which a read
         lease proves (the kernel refuses one while the file is open for write or
-        mapped shared-writable). A root user could still open it for writing in
-        the instants between the lease and the clean-up, as with any object.
+        mapped shared-writable). The mode goes to 0444 *before* the lease is
+        asked for, so no new writer can open it between the check and the link;
+        only root could, as with any object.
         Returns True once linked, False if a concurrent capture put the same
         bytes there first, None when the file must be copied instead.
         Also checks that the file did not change since ``st``, which ``digest`` describes.
         """
-        if not _no_writers(fd):
-            return None
         try:
             os.fchmod(fd, 0o444)
         except PermissionError:  # not the owner: leave it alone and copy
+            return None
+        if not _no_writers(fd):  # a writer opened it earlier: give it back writable, and copy
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
             return None
         try:
             self._check_unchanged(source, fd, st, digest)

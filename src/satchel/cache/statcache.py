@@ -45,7 +45,7 @@ def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 class CacheIndex:
-    """The cache's own small SQLite file: stat entries and the objects' MD5s.
+    """The cache's own small SQLite file: the stat entries (the journal keeps each asset's digests).
 
     Everything in it can be rebuilt from the bytes, so it is written with
     ``synchronous=NORMAL``; losing its last transactions costs a re-hash, never

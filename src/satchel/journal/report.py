@@ -4,8 +4,8 @@ Every count is read from an index, never from the rows: the local assets from
 the partial index ``ix_assets_local``, the outbox from the partial index
 ``ix_changes_pending``, the rest from the ``sync_state`` indexes
 (``tests/journal/test_compaction.py`` checks the query plans). Each count is
-one range of one index, with no GROUP BY (a grouped count costs twice as much),
-so a store whose rows are synced counts only what is pending.
+one range of one index (the outbox and the executions, small, are grouped by kind
+and status), so a store whose rows are synced counts only what is pending.
 
 Nothing here imports SQLAlchemy: ``satchel status`` reads a current journal
 with the sqlite3 module alone (:func:`read_status`), and ``DerivaML.status``

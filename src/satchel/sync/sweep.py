@@ -12,7 +12,7 @@ dealt with:
   removed here too, so tag sets merge both ways (our own pending additions and
   removals are not mirrored rows and are left alone);
 * an asset row that came from the server, with nothing pending here, is
-  dropped from the mirror (its cached bytes stay until garbage collection);
+  dropped from the mirror (its cached bytes stay in the cache);
 * an asset this store recorded, or one with local work pending (a tag, a link,
   a description edit), is never dropped silently: a ``Deleted`` conflict is
   opened, shown by ``satchel status`` and settled by ``satchel resolve``:
