@@ -57,3 +57,28 @@ def make_file(tmp_path: Path):
         return write_file(tmp_path / "src" / name, data or os.urandom(64))
 
     return make
+
+
+@pytest.fixture
+def count_byte_reads(monkeypatch: pytest.MonkeyPatch):
+    """``count_byte_reads()`` starts counting every read of file bytes by the cache: a list, one entry
+    per call of ``_hash_fd`` or ``_read_all`` (instrumentation around the real functions, not a mock)."""
+    from satchel.cache import objects as objects_mod
+
+    def start() -> list[int]:
+        calls: list[int] = []
+        real_hash, real_read = objects_mod._hash_fd, objects_mod._read_all
+
+        def hash_fd(fd, size_hint, out):
+            calls.append(size_hint)
+            return real_hash(fd, size_hint, out)
+
+        def read_all(fd, size_hint):
+            calls.append(size_hint)
+            return real_read(fd, size_hint)
+
+        monkeypatch.setattr(objects_mod, "_hash_fd", hash_fd)
+        monkeypatch.setattr(objects_mod, "_read_all", read_all)
+        return calls
+
+    return start

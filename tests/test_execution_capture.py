@@ -42,24 +42,6 @@ def object_of(ml: DerivaML, rid: str) -> Path:
     return ml.store.cache.path_of(digest)
 
 
-def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count every read of file bytes by the cache (instrumentation around the real functions)."""
-    calls: list[int] = []
-    real_hash, real_read = objects_mod._hash_fd, objects_mod._read_all
-
-    def hash_fd(fd, size_hint, out):
-        calls.append(size_hint)
-        return real_hash(fd, size_hint, out)
-
-    def read_all(fd, size_hint):
-        calls.append(size_hint)
-        return real_read(fd, size_hint)
-
-    monkeypatch.setattr(objects_mod, "_hash_fd", hash_fd)
-    monkeypatch.setattr(objects_mod, "_read_all", read_all)
-    return calls
-
-
 def old_file(path: Path, data: bytes) -> Path:
     """A file written a minute ago, as far as its mtime says (so a stat entry for it is not racy)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +159,7 @@ def test_symlink_mode_never_touches_the_users_file(ml, workflow, tmp_path):
 # --- copy mode ------------------------------------------------------------------------------------
 
 
-def test_copy_mode_snapshots_at_registration_and_the_commit_reads_nothing(ml, workflow, tmp_path, monkeypatch):
+def test_copy_mode_snapshots_at_registration_and_the_commit_reads_nothing(ml, workflow, tmp_path, count_byte_reads):
     data = os.urandom(BIG)
     src = old_file(tmp_path / "weights.bin", data)
     exe = new_exe(ml, workflow)
@@ -186,7 +168,7 @@ def test_copy_mode_snapshots_at_registration_and_the_commit_reads_nothing(ml, wo
     src.write_bytes(b"overwritten after registration")  # the snapshot was taken at registration
     assert c.read_bytes() == data and not c.is_symlink()
     staged_inode = c.stat().st_ino
-    reads = count_reads(monkeypatch)
+    reads = count_byte_reads()
     report = exe.commit_output_assets()
     assert reads == [], "the commit read the staged copy again"
     obj = object_of(ml, report.assets[0].asset_rid)
@@ -211,7 +193,7 @@ def test_copy_mode_commits_an_edit_of_the_staged_copy(ml, workflow, tmp_path):
     assert ml.verify().ok
 
 
-def test_copy_mode_of_a_file_modified_just_now_is_hashed_again_at_commit(ml, workflow, tmp_path, monkeypatch):
+def test_copy_mode_of_a_file_modified_just_now_is_hashed_again_at_commit(ml, workflow, tmp_path, count_byte_reads):
     """A source whose mtime is not clearly older than the copy's record could still change within the same
     timestamp: the digest recorded at registration is racy and the commit must not trust it."""
     data = os.urandom(BIG)
@@ -222,7 +204,7 @@ def test_copy_mode_of_a_file_modified_just_now_is_hashed_again_at_commit(ml, wor
     exe = new_exe(ml, workflow)
     with exe:
         exe.asset_file_path(TABLE, src, copy_file=True)
-    reads = count_reads(monkeypatch)
+    reads = count_byte_reads()
     report = exe.commit_output_assets()
     assert reads, "a racy stat entry was trusted"
     assert object_of(ml, report.assets[0].asset_rid).read_bytes() == data

@@ -16,13 +16,12 @@ opens the store without pushing (the floor under the push's RSS).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import shutil
 
 from bench.harness import Context, Figure, Series, Target, WorkloadResult, settle
 from bench.workloads._sync import MiB, bytes_in, capture_file, delta_json, emulator, requests, run_client, stats_delta
 from bench.workloads.capture_large import _make_file
+from satchel.remote.hatrac import file_md5
 
 NAME = "push-large"
 NUMBER = 5
@@ -46,14 +45,6 @@ def push_args(quick: bool) -> list[str]:
     return ["--chunk-size", str(c["chunk_size"]), "--threshold", str(c["chunked_threshold"])] if c else []
 
 
-def md5_b64(path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(MiB):
-            h.update(block)
-    return base64.b64encode(h.digest()).decode()
-
-
 def run(ctx: Context) -> WorkloadResult:
     size = sizes(ctx.quick)["file_bytes"]
     chunk = chunking(ctx.quick).get("chunk_size", 25 * MiB)
@@ -65,7 +56,7 @@ def run(ctx: Context) -> WorkloadResult:
     src = d / "weights.bin"
     ctx.log(f"{NAME}: writing a {size >> 20} MiB file")
     _make_file(src, size)
-    b64 = md5_b64(src)
+    b64 = file_md5(src)
     settle(d)
     limit = {"max_payload": size + MiB}  # the emulator takes the raw PUT in one request
 

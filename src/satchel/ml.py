@@ -515,12 +515,13 @@ class DerivaML:
     def _digest_for(self, asset: Asset, blake3: str | None = None) -> Digest:
         """The cached object holding this asset's bytes, or a clear error saying how to fetch it."""
         cache = self.store.cache
-        with read_transaction(self.store.engine) as conn:
-            if blake3 is None:
+        if blake3 is None:
+            with read_transaction(self.store.engine) as conn:
                 blake3 = conn.execute(select(AssetRow.blake3).where(AssetRow.id == self._asset_id(conn, asset.rid))).scalar()
-            same_bytes = q.digests_by_md5(conn, asset.md5, asset.length)
         if blake3 and cache.has(blake3):
             return Digest(blake3, asset.md5, asset.length)
+        with read_transaction(self.store.engine) as conn:
+            same_bytes = q.digests_by_md5(conn, asset.md5, asset.length)
         for d in same_bytes:  # the same bytes captured or fetched here for another asset
             if cache.has(d):
                 return d

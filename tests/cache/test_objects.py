@@ -22,24 +22,6 @@ def cache(tmp_path: Path) -> ObjectCache:
     c.close()
 
 
-def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count how many times file bytes are hashed (instrumentation, not a mock: the real code runs)."""
-    calls: list[int] = []
-    real_hash, real_read = objects_mod._hash_fd, objects_mod._read_all
-
-    def hash_fd(fd, size_hint, out):
-        calls.append(size_hint)
-        return real_hash(fd, size_hint, out)
-
-    def read_all(fd, size_hint):
-        calls.append(size_hint)
-        return real_read(fd, size_hint)
-
-    monkeypatch.setattr(objects_mod, "_hash_fd", hash_fd)
-    monkeypatch.setattr(objects_mod, "_read_all", read_all)
-    return calls
-
-
 @pytest.mark.parametrize("size", [0, 1, 4096, objects_mod.SMALL + 1, 3 * objects_mod.CHUNK + 17])
 def test_ingest_records_blake3_md5_and_size_of_the_bytes(cache: ObjectCache, tmp_path: Path, size: int):
     data = os.urandom(size)
@@ -64,13 +46,13 @@ def test_identical_bytes_are_stored_once(cache: ObjectCache, tmp_path: Path):
     assert cache.disk_usage() == (1, len(b"same bytes"))
 
 
-def test_unchanged_file_is_never_hashed_twice(cache: ObjectCache, tmp_path: Path, monkeypatch):
+def test_unchanged_file_is_never_hashed_twice(cache: ObjectCache, tmp_path: Path, count_byte_reads):
     src = tmp_path / "old.bin"
     src.write_bytes(os.urandom(10_000))
     past = src.stat().st_mtime_ns - 10_000_000_000
     os.utime(src, ns=(past, past))  # clearly older than the record: not racy
     cache.ingest(src)
-    calls = count_hashing(monkeypatch)
+    calls = count_byte_reads()
     again = cache.ingest(src)
     assert calls == [] and not again.copied
     assert cache.hash_file(src) == again.digest
@@ -88,7 +70,7 @@ def test_a_changed_file_is_hashed_again(cache: ObjectCache, tmp_path: Path):
     assert d1 != d2 and d2 == digest_bytes(b"two")
 
 
-def test_racy_stat_entries_are_not_trusted(cache: ObjectCache, tmp_path: Path, monkeypatch):
+def test_racy_stat_entries_are_not_trusted(cache: ObjectCache, tmp_path: Path, count_byte_reads):
     """A file modified within timestamp granularity after hashing could keep its mtime: re-hash it."""
     src = tmp_path / "f.bin"
     src.write_bytes(b"fresh")
@@ -97,7 +79,7 @@ def test_racy_stat_entries_are_not_trusted(cache: ObjectCache, tmp_path: Path, m
     soon = src.stat().st_mtime_ns + 5_000_000_000
     os.utime(src, ns=(soon, soon))
     cache.ingest(src)
-    calls = count_hashing(monkeypatch)
+    calls = count_byte_reads()
     cache.hash_file(src)
     assert calls, "a racy entry must be re-hashed"
 

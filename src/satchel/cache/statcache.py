@@ -40,6 +40,11 @@ DROP TABLE IF EXISTS objects;
 """
 
 
+def _trusted(trusted: int, mtime_ns: int, recorded_ns: int) -> bool:
+    """Written by us, or modified clearly before it was recorded (not racy)."""
+    return bool(trusted) or mtime_ns < recorded_ns - RACY_NS
+
+
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -98,7 +103,7 @@ class CacheIndex:
                     "SELECT inode, size, mtime_ns, recorded_ns, trusted, blake3, md5 FROM stat_entries"
                     f" WHERE device=? AND inode IN ({','.join('?' * len(part))})", (dev, *part))
                 for ino, size, mtime_ns, recorded_ns, trusted, b3, md5 in rows:
-                    if trusted or mtime_ns < recorded_ns - RACY_NS:
+                    if _trusted(trusted, mtime_ns, recorded_ns):
                         self._memo[(dev, ino)] = (size, mtime_ns, Digest(b3, md5, size))
 
     def lookup(self, st: os.stat_result) -> Digest | None:
@@ -114,7 +119,7 @@ class CacheIndex:
             if row is None:
                 return None
             size, mtime_ns, recorded_ns, trusted, b3, md5 = row
-            if not trusted and mtime_ns >= recorded_ns - RACY_NS:
+            if not _trusted(trusted, mtime_ns, recorded_ns):
                 return None
             hit = (size, mtime_ns, Digest(b3, md5, size))
             self._memo[key] = hit

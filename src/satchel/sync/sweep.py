@@ -41,6 +41,8 @@ from satchel.sync.result import SyncResult
 MIRRORED = ("synced", "remote")
 #: the conflict field of an asset that the catalog deleted while it mattered here
 DELETED = "Deleted"
+#: assets with an open Deleted conflict: their tags and links are kept while it waits
+OPEN_DELETED = select(ConflictRow.asset_id).where(ConflictRow.field == DELETED, ConflictRow.resolved_at.is_(None))
 #: outbox kinds whose entity is an asset
 ASSET_CHANGES = ("asset", "tag_add", "tag_remove", "description")
 
@@ -113,10 +115,6 @@ def forget_asset(conn: Any, asset_id: int) -> None:
     conn.execute(delete(AssetRow).where(AssetRow.id == asset_id))
 
 
-def _open_deleted(conn: Any) -> select:
-    return select(ConflictRow.asset_id).where(ConflictRow.field == DELETED, ConflictRow.resolved_at.is_(None))
-
-
 def _sweep_tags(engine: Any, catalog: CatalogClient, target: AssetTarget, result: SyncResult) -> None:
     a = target.assoc
     if a.asset_type is None:
@@ -130,7 +128,7 @@ def _sweep_tags(engine: Any, catalog: CatalogClient, target: AssetTarget, result
     with write_transaction(engine) as conn:
         rows = conn.execute(select(AssetTag.asset_id, AssetTag.term, AssetRow.remote_rid)
                             .join(AssetRow, AssetRow.id == AssetTag.asset_id)
-                            .where(*synced, AssetTag.asset_id.not_in(_open_deleted(conn)))).all()
+                            .where(*synced, AssetTag.asset_id.not_in(OPEN_DELETED))).all()
         for r in rows:
             if (r.remote_rid, r.term) not in present:
                 conn.execute(delete(AssetTag).where(AssetTag.asset_id == r.asset_id, AssetTag.term == r.term))
@@ -153,7 +151,7 @@ def _sweep_links(engine: Any, catalog: CatalogClient, target: AssetTarget, resul
                                    ExecutionRow.remote_rid.label("exe_rid"))
                             .join(AssetRow, AssetRow.id == AssetLink.asset_id)
                             .join(ExecutionRow, ExecutionRow.id == AssetLink.execution_id)
-                            .where(*synced, AssetLink.asset_id.not_in(_open_deleted(conn)))).all()
+                            .where(*synced, AssetLink.asset_id.not_in(OPEN_DELETED))).all()
         for r in rows:
             if (r.asset_rid, r.exe_rid) not in present:
                 conn.execute(delete(AssetLink).where(AssetLink.id == r.id))

@@ -68,6 +68,15 @@ class Hatrac(UploadJobs):
         if not self._ids(req.client) & (self.writers | self.admins):
             raise HTTPError(403, f"Access to {path} forbidden.")
 
+    def _content_node(self, path: str) -> dict | None:
+        """The node of a name about to get content (None if new); 409 for a burned name or a namespace."""
+        node = self.names.get(path)
+        if node is not None and node["burned"]:
+            raise HTTPError(409, f"Name {path} not available.")
+        if node is not None and node["kind"] == "namespace":
+            raise HTTPError(409, f"Namespace {path} already exists.")
+        return node
+
     def _require_owner(self, req: Request, path: str, owner: str | None) -> None:
         self._require_write(req, path)
         ids = self._ids(req.client)
@@ -169,11 +178,7 @@ class Hatrac(UploadJobs):
         parents = req.arg("parents") == "true"
         ctype = (req.header("Content-Type") or "application/octet-stream").split(";")[0].strip()
         with self.lock:
-            node = self.names.get(path)
-            if node is not None and node["burned"]:
-                raise HTTPError(409, f"Name {path} not available.")
-            if node is not None and node["kind"] == "namespace":
-                raise HTTPError(409, f"Namespace {path} already exists.")
+            node = self._content_node(path)
             if ctype == NAMESPACE_TYPE:
                 if node is not None:
                     raise HTTPError(409, f"Object {path} already exists.")

@@ -75,11 +75,7 @@ class UploadJobs:
             raise HTTPError(400, f"Invalid content-disposition {disposition!r}.")
         parents = req.arg("parents") == "true"
         with self.lock:
-            node = self.names.get(path)
-            if node is not None and node["burned"]:
-                raise HTTPError(409, f"Name {path} not available.")
-            if node is not None and node["kind"] == "namespace":
-                raise HTTPError(409, f"Namespace {path} already exists.")
+            node = self._content_node(path)
             if node is not None:
                 self._require_owner(req, path, node["owner"])
             job_id = new_id()
