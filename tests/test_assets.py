@@ -12,6 +12,7 @@ import pytest
 
 from satchel import (
     DerivaML,
+    DestinationError,
     ExecutionConfiguration,
     ObjectMissingError,
     UnknownAssetTableError,
@@ -267,3 +268,15 @@ def test_a_batch_with_an_unknown_rid_writes_nothing(ml, workflow, produced, tmp_
     with pytest.raises(UnknownRIDError, match="9-NOPE"):
         reader.download_assets([rids["model.bin"], "9-NOPE"], tmp_path / "none")
     assert not (tmp_path / "none").exists() and reader.list_assets() == []
+
+
+def test_a_destination_that_is_a_file_is_a_clear_error_and_records_nothing(ml, workflow, produced, tmp_path):
+    _, rids = produced
+    reader = consumer(ml, workflow)
+    in_the_way = tmp_path / "results"
+    in_the_way.write_text("a file where the directory should be")
+    with pytest.raises(DestinationError, match=r"cannot use .*results as the download directory.*pass a directory"):
+        reader.download_asset(rids["model.bin"], in_the_way)
+    with pytest.raises(DestinationError):
+        reader.download_assets([rids["model.bin"], rids["log.txt"]], in_the_way / "sub")
+    assert reader.list_assets() == [] and in_the_way.read_text().startswith("a file")

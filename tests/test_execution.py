@@ -16,7 +16,9 @@ from satchel import (
     ExecutionError,
     InvalidTransitionError,
     MissingSourceError,
+    NotFoundError,
     Status,
+    StoreError,
     UnknownAssetTableError,
     UnknownTermError,
 )
@@ -210,6 +212,59 @@ def test_unknown_table_is_accepted_offline_before_any_model(ml, workflow):
     report = exe.commit_output_assets()
     assert ml.lookup_asset(report.assets[0].asset_rid).asset_types == ["Image", "Output_File"]
     assert "Image" in ml.list_asset_tables()
+
+
+@pytest.mark.parametrize("table, reason", [
+    ("Execution", "table of the deriva-ml schema"),
+    ("Workflow", "table of the deriva-ml schema"),
+    ("Asset_Type", "table of the deriva-ml schema"),
+    ("Execution_Asset_Execution", "association table of asset table 'Execution_Asset'"),
+    ("File_Asset_Type", "association table of asset table 'File'"),
+    ("ERMrest_RID_Lease", "ERMrest system table"),
+])
+def test_tables_known_not_to_be_asset_tables_are_refused_offline(ml, workflow, table, reason):
+    """F16: deriva-ml 1.24 accepts any table; before any model is pulled we still know these are wrong."""
+    before = journal_rows(ml, "SELECT name FROM asset_tables ORDER BY name")
+    exe = new_exe(ml, workflow)
+    with exe:
+        with pytest.raises(UnknownAssetTableError, match=f"{table!r} is (an?|the) {reason}, not an asset table.*known asset tables: "):
+            exe.asset_file_path(table, "x.bin")
+    assert journal_rows(ml, "SELECT name FROM asset_tables ORDER BY name") == before
+    assert table not in ml.list_asset_tables()
+
+
+def test_bad_types_for_a_new_table_change_nothing(ml, workflow):
+    terms = journal_rows(ml, "SELECT vocabulary, name FROM vocabulary_terms ORDER BY 1, 2")
+    exe = new_exe(ml, workflow)
+    with exe:
+        with pytest.raises(UnknownTermError, match="'Bogus'") as err:
+            exe.asset_file_path("Imgae", "x.bin", asset_types=["Bogus"])
+        assert "Imgae" not in str(err.value)  # the table's term was not made on the way
+        assert "Imgae" not in ml.list_asset_tables()
+        assert journal_rows(ml, "SELECT vocabulary, name FROM vocabulary_terms ORDER BY 1, 2") == terms
+        # the same call with good types records the table and its term once
+        exe.asset_file_path("Imgae", "x.bin", asset_types=["Imgae", "Model_File"]).write_bytes(b"x")
+    assert "Imgae" in ml.list_asset_tables()
+    exe.commit_output_assets()
+
+
+def test_terms_go_only_into_vocabularies(ml):
+    with pytest.raises(NotFoundError, match="'Execution' is a table of the deriva-ml schema, not a vocabulary"):
+        ml.add_term("Execution", "x", description="no")
+    with pytest.raises(NotFoundError, match="'File' is an asset table, not a vocabulary"):
+        ml.add_term("File", "x", description="no")
+    assert ml.add_term("Diagnosis", "Healthy", description="a domain vocabulary, checked at sync").name == "Healthy"
+
+
+def test_a_store_belongs_to_one_catalog(store_dir):
+    with DerivaML("example.org", "1", working_dir=store_dir):
+        pass
+    with pytest.raises(StoreError, match=r"belongs to catalog '1' of its host, not '2'.*working_dir"):
+        DerivaML("example.org", "2", working_dir=store_dir)
+    with pytest.raises(StoreError, match=r"belongs to host 'example.org', not 'other.org'"):
+        DerivaML("other.org", "1", working_dir=store_dir)
+    with DerivaML("example.org", 1, working_dir=store_dir) as again:  # an int id is the same catalog
+        assert again.catalog_id == "1"
 
 
 def test_commit_inside_the_block_is_an_error(ml, workflow):

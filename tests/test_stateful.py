@@ -111,7 +111,7 @@ STATUS = {
 class StoreMachine(RuleBasedStateMachine):
     """One DerivaML store in a temp dir, and the reference model."""
 
-    LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")  # the default
+    LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")  # every mode, hardlink included (opt-in; the default is reflink, copy)
     #: overwrite downloaded files in place too (safe only when downloads are private copies)
     IN_PLACE = False
 

@@ -32,6 +32,7 @@ on is here, and every message names the thing, the reason and the fix.
     │       ├── NotFound               404
     │       ├── Conflict               409
     │       └── PreconditionFailed     412
+    ├── DestinationError               a download's destination cannot take the file
     ├── SyncError                      the sync engine
     │   └── ConflictError              local and remote changed the same thing
     └── BundleError                    air-gap bundles
@@ -189,6 +190,10 @@ class SyncError(SatchelError):
 
 class ConflictError(SyncError):
     """The same field changed locally and remotely since the last pull."""
+
+
+class DestinationError(SatchelError):
+    """A download's destination directory cannot be made or written (a file is in the way, no rights)."""
 
 
 class BundleError(SatchelError):

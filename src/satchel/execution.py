@@ -182,8 +182,8 @@ class Execution:
         (and extra keyword arguments) become the asset table's metadata columns.
         """
         ml = self._ml
-        ml._check_asset_table(asset_name)
-        types = ml._check_asset_types(asset_name, asset_types)
+        new_table = ml._check_asset_table(asset_name)
+        types = ml._check_asset_types(asset_name, asset_types, new_table=new_table)
         name = os.fspath(file_name)
         if "/" in name:
             path = Path(name)
@@ -218,6 +218,13 @@ class Execution:
         if (asset_name, target) in self._handed_out:
             raise _duplicate(asset_name, target, self.execution_rid)
         prepared = _prepare_stage(mode, source, staged, ml.store.cache) if mode != "new" else None
+        if new_table:
+            try:
+                ml._record_asset_table(asset_name)
+            except BaseException:
+                if prepared:
+                    remove_quietly(prepared[1])
+                raise
         key = tuple(types)
         types_json = self._types_json.get(key)
         if types_json is None:

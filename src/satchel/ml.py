@@ -17,8 +17,11 @@ from satchel.cache import DEFAULT_LINK_MODES, Digest
 from satchel.cache.durable import sync_filesystem
 from satchel.config import ExecutionConfiguration, Workflow
 from satchel.errors import (
+    DestinationError,
     ExecutionError,
+    NotFoundError,
     ObjectMissingError,
+    SatchelError,
     UnknownAssetTableError,
     UnknownRIDError,
     UnknownTermError,
@@ -27,7 +30,7 @@ from satchel.execution import Execution
 from satchel.journal import queries as q
 from satchel.journal import read_transaction, write_transaction
 from satchel.journal.models import AssetRow, ExecutionRow, StatusEvent, WorkflowRow
-from satchel.mlschema import DIRECTIONAL_TAGS, INPUT_FILE
+from satchel.mlschema import DIRECTIONAL_TAGS, INPUT_FILE, ML_VOCABULARIES, not_a_vocabulary, not_an_asset_table
 from satchel.status import Status
 from satchel.store import Store, allocate_rids, default_store_dir, now
 
@@ -138,23 +141,40 @@ class DerivaML:
         with read_transaction(self.store.engine) as conn:
             return sorted(q.asset_tables(conn))
 
-    def _check_asset_table(self, name: str) -> None:
+    def _check_asset_table(self, name: str) -> bool:
+        """Raise unless ``name`` can be an asset table; True when it is new to this store.
+
+        A new name (no catalog model pulled yet) is accepted, as deriva-ml's
+        ``create_asset`` would have made it, and checked at sync; the caller
+        records it with :meth:`_record_asset_table` once the rest of its input
+        is known to be good, so bad input changes nothing.
+        """
         if self._tables is not None and name in self._tables:
-            return
+            return False
         with read_transaction(self.store.engine) as conn:
             tables = q.asset_tables(conn)
             known_model = q.model_known(conn)
         self._tables = tables
         if name in tables:
-            return
+            return False
         if not isinstance(name, str) or not name or "/" in name or ":" in name:
             raise UnknownAssetTableError(f"{name!r} cannot name an asset table; pass the table name, e.g. 'Image'")
+        known = ", ".join(sorted(tables))
         if known_model:
             raise UnknownAssetTableError(
                 f"asset table {name!r} is not in the catalog model; known asset tables: "
-                f"{', '.join(sorted(tables))}; check the spelling, or create the table on the server and pull"
+                f"{known}; check the spelling, or create the table on the server and pull"
             )
-        # no model pulled yet: accept the name, as deriva-ml's create_asset would have, and check at sync
+        reason = not_an_asset_table(name, tables)
+        if reason:
+            raise UnknownAssetTableError(
+                f"{name!r} is {reason}, not an asset table; known asset tables: {known}; pass one of them, "
+                "or create an asset table of your own on the server and pull"
+            )
+        return True
+
+    def _record_asset_table(self, name: str) -> None:
+        """Accept a new asset table name offline, with its ``Asset_Type`` term; checked against the catalog at sync."""
         with write_transaction(self.store.engine) as conn:
             q.add_local_asset_table(conn, name)
             q.add_term(conn, "Asset_Type", name, f"Assets of table {name}", [], now())
@@ -180,14 +200,16 @@ class DerivaML:
                 "or pull the catalog's vocabulary while online (satchel pull)"
             )
 
-    def _check_asset_types(self, asset_table: str, asset_types: Sequence[str] | str | None) -> list[str]:
+    def _check_asset_types(self, asset_table: str, asset_types: Sequence[str] | str | None, *,
+                           new_table: bool = False) -> list[str]:
+        """The tags to give; with ``new_table`` the table's own term counts as known (it comes with the table)."""
         if asset_types is None:
             types = [asset_table]
         elif isinstance(asset_types, str):
             types = [asset_types]
         else:
             types = list(asset_types)
-        self._check_terms("Asset_Type", types)
+        self._check_terms("Asset_Type", [t for t in types if not (new_table and t == asset_table)])
         return types
 
     def add_term(
@@ -202,6 +224,12 @@ class DerivaML:
         if not term_name or not isinstance(term_name, str):
             raise ValueError(f"a term needs a non-empty name, not {term_name!r}")
         with write_transaction(self.store.engine) as conn:
+            reason = not_a_vocabulary(table, q.asset_tables(conn))
+            if reason:
+                raise NotFoundError(
+                    f"{table!r} is {reason}, not a vocabulary; add terms to a vocabulary table such as "
+                    f"{', '.join(sorted(ML_VOCABULARIES))} (or one of the catalog's own)"
+                )
             _, created = q.add_term(conn, table, term_name, description, list(synonyms or []), now())
         if not created and not exists_ok:
             raise ExecutionError(f"{table} term {term_name!r} already exists; pass exists_ok=True to reuse it")
@@ -567,7 +595,7 @@ class DerivaML:
         # what is already in place: one lstat per file, the stat cache asked once for the batch
         stats: dict[str, os.stat_result] = {}
         for p in plan:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # the latter: reported by the write
                 stats[p.dest] = os.lstat(p.dest)
         if len(plan) > 1:
             cache.index.prefetch(list(stats.values()))
@@ -582,7 +610,13 @@ class DerivaML:
         for p in plan:  # every object a file still needs must be here before anything is written
             if not p.skipped and (p.digest is None or not cache.has(p.digest)):
                 p.digest = self._digest_for(self.lookup_asset(p.rid))
-        dest_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DestinationError(
+                f"cannot use {dest_dir} as the download directory: {exc.strerror or exc}; "
+                "pass a directory you can write to (a file of that name is in the way, or rights are missing)"
+            ) from exc
         batch = len(plan) > 1  # one filesystem sync for the batch instead of an fsync per file
         exported = False
         for p in plan:
@@ -597,7 +631,15 @@ class DerivaML:
                     "replacing %s (MD5 %s) with asset %s (MD5 %s): the file there held other bytes",
                     p.dest, other, p.rid, p.row.md5,
                 )
-            cache.export(p.digest, Path(p.dest), durable=not batch)
+            try:
+                cache.export(p.digest, Path(p.dest), durable=not batch)
+            except SatchelError:
+                raise
+            except OSError as exc:
+                raise DestinationError(
+                    f"cannot write asset {p.rid} to {p.dest}: {exc.strerror or exc}; "
+                    "free space or rights in the download directory, or pass another one"
+                ) from exc
             exported = True
         if batch and exported:
             sync_filesystem(dest_dir)

@@ -83,6 +83,7 @@ class Store:
         with read_transaction(self.engine) as conn:
             info = dict(conn.execute(select(StoreInfo.key, StoreInfo.value)).all())
         if "store_id" in info and (hostname is None or info.get("hostname") == hostname):
+            _check_catalog(self.root, info, catalog_id)
             return info
         with write_transaction(self.engine) as conn:
             info = dict(conn.execute(select(StoreInfo.key, StoreInfo.value)).all())
@@ -121,7 +122,18 @@ class Store:
                     f"the store at {self.root} belongs to host {info['hostname']!r}, not {hostname!r}; "
                     "pass another working_dir for this host"
                 )
+            else:
+                _check_catalog(self.root, info, catalog_id)
         return info
+
+
+def _check_catalog(root: Path, info: dict[str, str], catalog_id: str | None) -> None:
+    """A store holds one catalog's work: RIDs mean nothing in another catalog of the same host."""
+    if catalog_id is not None and info.get("catalog_id") not in (None, str(catalog_id)):
+        raise StoreError(
+            f"the store at {root} belongs to catalog {info['catalog_id']!r} of its host, not {str(catalog_id)!r}; "
+            "pass another working_dir for this catalog"
+        )
 
 
 def allocate_rids(conn: Connection, store_id: str, kind: str, count: int) -> list[str]:
