@@ -126,9 +126,11 @@ class Ermrest(Writes):
             for i in range(0, len(deletes), 500):
                 conn.execute(sa.delete(S.rows).where(
                     S.rows.c.catalog == cat.id, S.rows.c.rid.in_(deletes[i:i + 500])))
+            encoded = {rid: None if row is None else encode_row(td.info, row)
+                       for rid, (td, row) in txn.dirty.items()}  # once each: the row and its history entry
             inserts = [
                 {"catalog": cat.id, "rid": rid, "schema_name": td.info.schema, "table_name": td.info.name,
-                 "data": encode_row(td.info, row)}
+                 "data": encoded[rid]}
                 for rid, (td, row) in txn.dirty.items() if row is not None
             ]
             if inserts:
@@ -140,8 +142,8 @@ class Ermrest(Writes):
                 base = len(cat.history)
                 conn.execute(sa.insert(S.history), [
                     {"catalog": cat.id, "seq": base + i, "at": at, "schema_name": td.info.schema,
-                     "table_name": td.info.name, "rid": rid, "data": None if row is None else encode_row(td.info, row)}
-                    for i, (rid, (td, row)) in enumerate(txn.dirty.items())
+                     "table_name": td.info.name, "rid": rid, "data": encoded[rid]}
+                    for i, (rid, (td, _)) in enumerate(txn.dirty.items())
                 ])
 
     def mutate(self, cat: Catalog, fn: Callable[[Txn], Any], *, new: bool = False) -> Any:

@@ -90,9 +90,10 @@ class Hatrac(UploadJobs):
     def _save_name(self, conn, path: str) -> None:
         n = self.names[path]
         n.setdefault("create", [])
-        conn.execute(sa.delete(S.hatrac_names).where(S.hatrac_names.c.path == path))
-        conn.execute(sa.insert(S.hatrac_names).values(path=path, kind=n["kind"], owner=n["owner"],
-                                                      burned=n["burned"], create_acl=json.dumps(n["create"])))
+        # bare SQL on the transaction's own connection: a PUT's hot path
+        conn.connection.driver_connection.execute(
+            "INSERT OR REPLACE INTO hatrac_names (path, kind, owner, burned, create_acl) VALUES (?, ?, ?, ?, ?)",
+            (path, n["kind"], n["owner"], n["burned"], json.dumps(n["create"])))
 
     def ensure_namespace(self, path: str, *, owner: str, create: list[str]) -> None:
         """Make a namespace (and its ancestors) exist, e.g. a deployment's ``/hatrac/<Table>``."""
@@ -119,8 +120,15 @@ class Hatrac(UploadJobs):
             return
         raise HTTPError(403, f"Access to {parent} forbidden.")
 
+    def _check_parents(self, req: Request, path: str, parents: bool) -> None:
+        """What :meth:`_ensure_parents` would refuse, refused without writing anything."""
+        self._ensure_parents(req, path, parents, None)
+
     def _ensure_parents(self, req: Request, path: str, parents: bool, conn) -> list[str]:
-        """Check (or with parents=true create) the ancestors; returns created names."""
+        """Check (or with parents=true create) the ancestors; returns created names.
+
+        With ``conn`` None nothing is created: only the refusals are raised.
+        """
         created = []
         parts = path.split("/")[2:-1]  # below /hatrac, excluding the leaf
         prefix = "/hatrac"
@@ -131,6 +139,8 @@ class Hatrac(UploadJobs):
                 if not parents:
                     raise HTTPError(404, f"Resource {path} not found.")
                 self._check_create(req, prefix.rsplit("/", 1)[0])
+                if conn is None:  # a check only: the rest of the path would be created too
+                    return created
                 self.names[prefix] = {"kind": "namespace", "owner": req.client["id"], "burned": False}
                 self._save_name(conn, prefix)
                 created.append(prefix)
@@ -200,24 +210,30 @@ class Hatrac(UploadJobs):
         disposition = req.header("Content-Disposition")
         if disposition is not None and not _DISPOSITION.match(disposition):
             raise HTTPError(400, f"Invalid Content-Disposition {disposition!r}.")
-        # make the name exist first: a failed MD5 check leaves it without content
-        with self.lock, self.state.begin() as conn:
+        with self.lock:  # refuse before reading the body: missing parents (404), no right to create (403)
             if path not in self.names:
-                self._ensure_parents(req, path, parents, conn)
-                self.names[path] = {"kind": "object", "owner": req.client["id"], "burned": False}
-                self._save_name(conn, path)
+                self._check_parents(req, path, parents)
         tmp, md5, size = self._receive(req, Path(self.state.objects_dir))
         try:
-            if want_md5 is not None and md5 != want_md5:
-                raise HTTPError(400, f"Received content MD5 {md5!r} does not match expected {want_md5!r}.")
-            with self.lock:
-                self._check_preconditions(req, path)
-                if self.names[path]["burned"]:
-                    raise HTTPError(409, f"Name {path} not available.")
-                version = new_id()
-                os.replace(tmp, self.state.objects_dir / version)
-                tmp = None
-                self._add_version(path, version, size, want_md5, want_sha, ctype, disposition)
+            with self.lock, self.state.begin() as conn:
+                # the name exists from here on; a failed MD5 check leaves it without content
+                if path not in self.names:
+                    self._ensure_parents(req, path, parents, conn)
+                    self.names[path] = {"kind": "object", "owner": req.client["id"], "burned": False}
+                    self._save_name(conn, path)
+                if want_md5 is not None and md5 != want_md5:
+                    bad_md5 = HTTPError(400, f"Received content MD5 {md5!r} does not match expected {want_md5!r}.")
+                else:
+                    bad_md5 = None
+                    self._check_preconditions(req, path)
+                    if self.names[path]["burned"]:
+                        raise HTTPError(409, f"Name {path} not available.")
+                    version = new_id()
+                    os.replace(tmp, self.state.objects_dir / version)
+                    tmp = None
+                    self._add_version(path, version, size, want_md5, want_sha, ctype, disposition, conn=conn)
+            if bad_md5 is not None:
+                raise bad_md5
         finally:
             if tmp is not None:
                 os.unlink(tmp)
@@ -251,12 +267,17 @@ class Hatrac(UploadJobs):
             raise
         return tmp, md5.digest(), size
 
-    def _add_version(self, path, version, size, md5, sha, ctype, disposition) -> dict:
+    def _add_version(self, path, version, size, md5, sha, ctype, disposition, *, conn=None) -> dict:
+        """Record a new current version (in ``conn``'s transaction, or a transaction of its own)."""
+        if conn is None:
+            with self.state.begin() as conn:
+                return self._add_version(path, version, size, md5, sha, ctype, disposition, conn=conn)
         self._seq += 1
         rec = {"path": path, "version": version, "seq": self._seq, "size": size, "md5": b64(md5),
                "sha256": b64(sha), "content_type": ctype, "disposition": disposition, "deleted": False}
-        with self.state.begin() as conn:
-            conn.execute(sa.insert(S.hatrac_versions).values(**rec))
+        conn.connection.driver_connection.execute(
+            "INSERT INTO hatrac_versions (path, version, seq, size, md5, sha256, content_type, disposition, deleted)"
+            " VALUES (:path, :version, :seq, :size, :md5, :sha256, :content_type, :disposition, :deleted)", rec)
         self.versions.setdefault(path, []).append(rec)
         return rec
 

@@ -9,6 +9,7 @@ JSON does (timestamps with an offset and trimmed fractional seconds).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from typing import Any
 
@@ -46,6 +47,7 @@ def parse_timestamp(text: str) -> dt.datetime:
     return parsed
 
 
+@functools.lru_cache(maxsize=4096)  # a transaction stamps every row it writes with the same time
 def render_timestamp(value: dt.datetime) -> str:
     text = value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
