@@ -156,8 +156,12 @@ def test_sync_from_the_command_line(populated, deriva_server, monkeypatch):
     assert invoke("remote", "set", "--store", store, deriva_server.url).exit_code == 0
     plan = json.loads(invoke("push", "--store", store, "--dry-run", "--json").output)
     assert plan["assets"] == 2 and plan["objects"] == 2
+    dry = json.loads(CliRunner().invoke(main, ["sync", "--store", store, "--dry-run", "--json"]).stdout)
+    assert dry["push"]["assets"] == 2 and dry["pull"]["watermarks"] == {}  # one document, both plans
     res = CliRunner().invoke(main, ["sync", "--store", store, "--json"])
     assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)  # one document: the push and the pull
+    assert doc["ok"] and doc["push"]["done"]["assets"] == 2 and doc["pull"]["ok"]
     status = json.loads(invoke("status", "--store", store, "--json").output)
     assert status["assets"] == 0 and status["executions"] == 0 and status["would_send"]["assets"] == 0
     assert status["remote"] == deriva_server.url

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from syncsupport import catalog_rows, random_bytes, record_run
 
-from satchel import ObjectMissingError, UnknownAssetTableError, UnknownRIDError
+from satchel import ObjectMissingError, UnknownAssetTableError, UnknownRIDError, sync
 
 
 @pytest.fixture
@@ -239,4 +239,37 @@ def test_our_own_asset_deleted_on_the_server_is_a_conflict_and_can_be_sent_again
     (link,) = catalog_rows(remote, "Model_Execution")
     assert link["Model"] == row["RID"] and link["Asset_Role"] == "Output"
     assert ml.lookup_asset(rids["model.pt"]).rid == row["RID"], "the RID we handed out still resolves"
+    assert ml.lookup_asset(first).rid == row["RID"], "so does the RID the catalog had before"
     assert ml.status()["conflicts"] == []
+
+
+def test_an_incremental_pull_reads_from_the_watermark_less_the_overlap(new_store, remote):
+    there = new_store("there")
+    for batch in range(3):  # three pushes: three catalog transactions, three RMTs
+        record_run(there, {f"b{batch}-{i}.bin": ("Model", random_bytes(100, 10 * batch + i), []) for i in range(4)})
+        assert there.push(remote=remote).ok
+    here = new_store("here")
+    assert sync.pull(here, remote, overlap_seconds=0.0).pulled["assets"] == 12  # the first pull reads everything
+    # nothing changed: only the rows at the watermark (the last transaction's) are read again ...
+    assert sync.pull(here, remote, overlap_seconds=0.0).pulled["assets"] == 4
+    # ... and a window reaching back over every transaction reads them all again
+    assert sync.pull(here, remote, overlap_seconds=3600.0).pulled["assets"] == 12
+    # a row changed on the server since is read, whatever its age
+    first = next(r for r in catalog_rows(remote, "Model") if r["Filename"] == "b0-0.bin")
+    remote.catalog.update("test-schema", "Model", [{"RID": first["RID"], "Description": "changed there"}])
+    assert sync.pull(here, remote, overlap_seconds=0.0).pulled["assets"] == 4 + 1  # the watermark's rows, and it
+    assert here.lookup_asset(first["RID"]).description == "changed there"
+
+
+def test_prefetch_by_execution_takes_its_inputs_too(new_store, remote):
+    there = new_store("there")
+    _, made = record_run(there, {"raw.bin": ("Model", random_bytes(900, 4), [])})
+    _, outs = record_run(there, {"eval.txt": ("Execution_Metadata", b"score 1", [])}, inputs=[made["raw.bin"]])
+    assert there.push(remote=remote).ok
+    here = new_store("here")
+    assert here.pull(remote=remote).ok
+    reader_rid = there.lookup_asset(outs["eval.txt"]).execution_rid  # the catalog's RID of the reading execution
+    got = here.pull(remote=remote, executions=[reader_rid], metadata=False)
+    assert got.done["bytes"] == 2, "its input and its output"
+    for rid in (there.lookup_asset(made["raw.bin"]).rid, there.lookup_asset(outs["eval.txt"]).rid):
+        assert here.lookup_asset(rid).download(here.working_dir / "check").exists()

@@ -160,3 +160,92 @@ def test_one_sync_at_a_time(new_store, remote):
         release.set()
         t.join()
     assert ml.push(remote=remote).ok
+
+
+def test_the_ml_file_table_is_used_though_www_has_a_file_table_too(new_store, remote, tmp_path):
+    """Every deriva-ml catalog has deriva-ml:File and WWW:File (both asset-shaped); File means the ML one."""
+    assert {t.schema for t in remote.catalog.model().tables() if t.name == "File"} == {"deriva-ml", "WWW"}
+    ml = new_store()
+    _, rids = record_run(ml, {"notes.txt": ("File", b"field notes", ["File"])})
+    result = ml.push(remote=remote)
+    assert result.ok, result.failed
+    (row,) = catalog_rows(remote, "File", schema="deriva-ml")
+    assert row["Filename"] == "notes.txt" and ml.lookup_asset(rids["notes.txt"]).rid == row["RID"]
+    assert catalog_rows(remote, "File", schema="WWW") == []
+    tags = {r["Asset_Type"] for r in catalog_rows(remote, "File_Asset_Type", schema="deriva-ml")}
+    assert tags == {"File", "Output_File"}
+
+    reader = new_store("reader")
+    assert reader.pull(remote=remote).ok
+    (mirrored,) = reader.list_assets("File")
+    assert mirrored.rid == row["RID"] and mirrored.filename == "notes.txt"
+    with reader.store.engine.connect() as conn:
+        (schema,) = conn.exec_driver_sql("SELECT schema_name FROM asset_tables WHERE name = 'File'").one()
+    assert schema == "deriva-ml"
+
+
+def test_a_refused_vocabulary_term_fails_alone_and_the_rest_lands(new_store, remote, deriva_server):
+    """A curator-only vocabulary (403 on its inserts) fails the new term and the tags using it, nothing else."""
+    ml = new_store()
+    ml.add_term("Asset_Type", "Curated_Only", description="curators add these")
+    exe, rids = record_run(ml, {"m.bin": ("Model", b"model", ["Curated_Only", "Model_File"]),
+                                "i.png": ("Image", b"image", [])})
+    deriva_server.inject(403, "Access forbidden.", method="POST", path_contains="/entity/deriva-ml:Asset_Type", times=10)
+    result = ml.push(remote=remote)
+    assert not result.ok
+    failed = {(f.step, f.rid): f.reason for f in result.failed}
+    assert "Access forbidden" in failed[("terms", "Asset_Type:Curated_Only")]
+    (model,) = catalog_rows(remote, "Model")
+    assert "could not be added" in failed[("tags", f"{model['RID']}:Curated_Only")]
+    assert len(catalog_rows(remote, "Image")) == 1
+    assert {r["Asset_Type"] for r in catalog_rows(remote, "Model_Asset_Type")} == {"Model_File", "Output_File"}
+    assert len(catalog_rows(remote, "Model_Execution")) == 1 and len(catalog_rows(remote, "Image_Execution")) == 1
+    status = ml.status()
+    assert {"table": "Asset_Type", "RID": "Curated_Only", "reason": failed[("terms", "Asset_Type:Curated_Only")]} in [
+        {k: f[k] for k in ("table", "RID", "reason")} for f in status["failures"]]
+    assert status["would_send"]["tags"] == 1  # the refused tag is still to send
+    assert ml.resume_execution(exe.rid).status.value == "Pending_Upload"  # not all of it is there yet
+
+    deriva_server.clear_faults()
+    again = ml.push(remote=remote, retry_failed=True)
+    assert again.ok, again.failed
+    assert {r["Asset_Type"] for r in catalog_rows(remote, "Model_Asset_Type")} == {
+        "Curated_Only", "Model_File", "Output_File"}
+    assert ml.resume_execution(exe.rid).status.value == "Uploaded"
+    assert ml.sync_plan().empty
+
+
+def test_a_refused_link_is_marked_failed_with_the_reason(new_store, remote, deriva_server):
+    ml = new_store()
+    record_run(ml, {"m.bin": ("Model", b"model", [])})
+    deriva_server.inject(409, "Request conflicts with state of server. Detail: violates foreign key constraint",
+                         method="POST", path_contains="Model_Execution", times=5)
+    result = ml.push(remote=remote)
+    assert [f.step for f in result.failed] == ["links"]
+    assert catalog_rows(remote, "Model_Execution") == [] and len(catalog_rows(remote, "Model")) == 1
+    status = ml.status()
+    assert any(f["table"] == "Model_Execution" and "foreign key" in f["reason"] for f in status["failures"])
+    assert status["would_send"]["failed"] == 1 and ml.sync_plan().links == 0
+    deriva_server.clear_faults()
+    assert ml.push(remote=remote).ok  # failed rows wait for --retry-failed
+    assert catalog_rows(remote, "Model_Execution") == []
+    assert ml.push(remote=remote, retry_failed=True).ok
+    assert len(catalog_rows(remote, "Model_Execution")) == 1
+
+
+def test_progress_reaches_the_callback_step_by_step(new_store, remote):
+    ml = new_store()
+    big = random_bytes(100_000, 3)
+    record_run(ml, {"big.bin": ("Model", big, []), "a.png": ("Image", b"a", []), "b.png": ("Image", b"bb", [])})
+    events = []
+    result = ml.push(remote=remote, progress=events.append, chunked_threshold=32 * 1024, chunk_size=32 * 1024)
+    assert result.ok
+    steps = list(dict.fromkeys(e.step for e in events if e.unit == "items"))
+    assert steps == ["terms", "workflows", "executions", "objects", "assets", "tags", "links"]
+    last = {e.step: e for e in events}
+    assert (last["objects"].done, last["objects"].total) == (3, 3)
+    assert (last["assets"].done, last["assets"].total) == (3, 3)
+    sent = [e for e in events if e.unit == "bytes"]
+    assert [e.done for e in sent] == sorted(e.done for e in sent), "byte counts only grow"
+    assert sent[-1].done == sent[-1].total == len(big) + 3 == result.bytes_sent
+    assert len(sent) >= 4, "the chunked file reports each chunk"

@@ -8,6 +8,8 @@ from collections import Counter
 
 from syncsupport import catalog_rows, make_remote, random_bytes, record_run
 
+from satchel import ExecutionConfiguration
+
 
 def test_three_stores_push_overlapping_content_at_once(deriva_server, new_store):
     shared = {f"shared{i}.bin": ("Model", random_bytes(2000 + i, 100 + i), ["Model_File"]) for i in range(8)}
@@ -52,3 +54,52 @@ def test_three_stores_push_overlapping_content_at_once(deriva_server, new_store)
         for ml in stores:  # every store's RIDs now name the catalog's rows
             for a in ml.find_assets("Model"):
                 assert a.rid in {r["RID"] for r in models}
+
+
+def _run_with(ml, workflow, name: str) -> None:
+    exe = ml.create_execution(ExecutionConfiguration(workflow=workflow, description=name))
+    with exe:
+        exe.asset_file_path("Image", f"{name}.png").write_bytes(name.encode())
+    exe.commit_output_assets()
+
+
+def test_machines_pushing_the_same_workflow_at_once_leave_one_row(deriva_server, new_store):
+    """No catalog key stops two inserts of one workflow; every machine settles on the first row."""
+    for trial in range(3):
+        stores = []
+        for n in range(3):
+            ml = new_store(f"trial{trial}-machine{n}")
+            ml.add_term("Workflow_Type", "Training", description="training")
+            wf = ml.create_workflow("train.py", "Training", url=f"https://git.example.org/train.py#{trial}",
+                                    checksum=f"sha-of-train-{trial}")
+            _run_with(ml, wf, f"t{trial}m{n}")
+            stores.append(ml)
+        barrier = threading.Barrier(3)
+        results, errors = [None] * 3, []
+
+        def push(i: int) -> None:
+            try:
+                with make_remote(deriva_server.url, deriva_server.token) as remote:
+                    barrier.wait(10)
+                    results[i] = stores[i].push(remote=remote)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=push, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        assert all(r.ok for r in results), [r.failed for r in results]
+        with make_remote(deriva_server.url, deriva_server.token) as remote:
+            workflows = [w for w in remote.catalog.get("deriva-ml", "Workflow") if w["Checksum"] == f"sha-of-train-{trial}"]
+            assert len(workflows) == 1, f"trial {trial}: {len(workflows)} Workflow rows"
+            (wf,) = workflows
+            executions = [e for e in remote.catalog.get("deriva-ml", "Execution") if e["Description"].startswith(f"t{trial}")]
+            assert len(executions) == 3 and {e["Workflow"] for e in executions} == {wf["RID"]}
+            types = [t for t in remote.catalog.get("deriva-ml", "Workflow_Workflow_Type") if t["Workflow"] == wf["RID"]]
+            assert [t["Workflow_Type"] for t in types] == ["Training"]
+            orphans = {t["Workflow"] for t in remote.catalog.get("deriva-ml", "Workflow_Workflow_Type")} - {
+                w["RID"] for w in remote.catalog.get("deriva-ml", "Workflow")}
+            assert not orphans

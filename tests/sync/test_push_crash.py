@@ -76,18 +76,26 @@ def test_killed_at_a_step_boundary_then_completed(point, deriva_server, remote, 
 
 
 def test_killed_at_random_moments(deriva_server, remote, tmp_path):
-    """Kill the push after random delays, several times in a row, then let it finish."""
+    """Kill the push at random moments while it is at work (after a random number of its requests reached
+    the server, and up to a millisecond later), several times in a row, then let it finish."""
     rng = random.Random(20261125)
     store = tmp_path / "store"
     with DerivaML("localhost", "1", working_dir=store) as ml:
         outputs = populate(ml)
     script = [sys.executable, "-c", PUSH_SCRIPT, str(store), deriva_server.url, deriva_server.token]
     env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent))
+    interrupted = 0
     for _ in range(6):
         proc = subprocess.Popen(script, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.2, 1.2))
+        target = deriva_server.stats.requests() + rng.randint(2, 14)
+        deadline = time.monotonic() + 60
+        while deriva_server.stats.requests() < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.001))
+        interrupted += proc.poll() is None
         proc.kill()
         proc.communicate(timeout=30)
+    assert interrupted >= 3, f"only {interrupted} of 6 kills landed while the push was at work"
     done = run_push(store, deriva_server, {})
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
     check_catalog(remote, deriva_server, outputs)

@@ -41,15 +41,8 @@ def command(store, hostname, catalog_id, assets, tables, executions, transfers, 
             plan = ml.pull_plan(assets=assets, tables=tables, executions=executions)
             if as_json:
                 emit_json(plan)
-                return
-            console.print(f"would pull from {ml.remote_url} (catalog {ml.catalog_id}):")
-            if not plan["watermarks"]:
-                console.print("  every table in full (first pull)")
-            for table, mark in sorted(plan["watermarks"].items()):
-                console.print(f"  {table}: rows changed since {mark} (less the overlap window)")
-            if "fetch_objects" in plan:
-                console.print(f"  fetch {plan['fetch_objects']} objects ({human_bytes(plan['fetch_bytes'])}) not in the cache "
-                              "(of the assets known here; a pull first may find more)")
+            else:
+                print_pull_plan(console, ml, plan)
             return
         with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
             result = ml.pull(progress=bars, assets=assets, tables=tables, executions=executions, transfers=transfers)
@@ -61,3 +54,14 @@ def command(store, hostname, catalog_id, assets, tables, executions, transfers, 
             console.print(f"[red]failed[/red] {f.step} {f.rid}: {f.reason}")
     if not result.ok:
         sys.exit(7)
+
+
+def print_pull_plan(console: Console, ml, plan: dict) -> None:
+    console.print(f"would pull from {ml.remote_url} (catalog {ml.catalog_id}):")
+    if not plan["watermarks"]:
+        console.print("  every table in full (first pull)")
+    for table, mark in sorted(plan["watermarks"].items()):
+        console.print(f"  {table}: rows changed since {mark} (less the overlap window)")
+    if "fetch_objects" in plan:
+        console.print(f"  fetch {plan['fetch_objects']} objects ({human_bytes(plan['fetch_bytes'])}) not in the cache "
+                      "(of the assets known here; a pull first may find more)")

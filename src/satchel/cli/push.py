@@ -23,33 +23,31 @@ def sync_options(fn):
     return fn
 
 
-def run_push(ml, *, dry_run: bool, as_json: bool, retry_failed: bool, transfers: int, chunked_threshold: int,
-             exit_on_failure: bool = True) -> None:
+def print_push_plan(console: Console, ml, plan) -> None:
+    console.print(f"would push to {ml.remote_url} (catalog {ml.catalog_id}):")
+    for line in plan.describe():
+        console.print(line)
+
+
+def run_push(ml, *, as_json: bool, retry_failed: bool, transfers: int, chunked_threshold: int):
+    """The push with progress bars (none under ``--json``), its result printed unless ``as_json``; returns it."""
     console = Console(stderr=as_json)
-    plan = ml.sync_plan()
-    if dry_run:
-        if as_json:
-            emit_json(plan.to_json())
-        else:
-            console.print(f"would push to {ml.remote_url} (catalog {ml.catalog_id}):")
-            for line in plan.describe():
-                console.print(line)
-        return
     with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
         result = ml.push(progress=bars, retry_failed=retry_failed, transfers=transfers,
                          chunked_threshold=chunked_threshold * MiB, chunk_size=chunked_threshold * MiB)
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        done = ", ".join(f"{n} {k}" for k, n in result.done.items() if n) or "nothing new"
-        console.print(f"pushed to {ml.remote_url}: {done}; {human_bytes(result.bytes_sent)} sent")
-        skipped = ", ".join(f"{n} {k}" for k, n in result.skipped.items() if n)
-        if skipped:
-            console.print(f"already there: {skipped}")
-        for f in result.failed:
-            console.print(f"[red]failed[/red] {f.step} {f.rid}: {f.reason}")
-    if not result.ok and exit_on_failure:
-        sys.exit(7)
+    if not as_json:
+        print_push(console, ml, result)
+    return result
+
+
+def print_push(console: Console, ml, result) -> None:
+    done = ", ".join(f"{n} {k}" for k, n in result.done.items() if n) or "nothing new"
+    console.print(f"pushed to {ml.remote_url}: {done}; {human_bytes(result.bytes_sent)} sent")
+    skipped = ", ".join(f"{n} {k}" for k, n in result.skipped.items() if n)
+    if skipped:
+        console.print(f"already there: {skipped}")
+    for f in result.failed:
+        console.print(f"[red]failed[/red] {f.step} {f.rid}: {f.reason}")
 
 
 @click.command("push")
@@ -59,5 +57,16 @@ def run_push(ml, *, dry_run: bool, as_json: bool, retry_failed: bool, transfers:
 def command(store, hostname, catalog_id, dry_run, as_json, retry_failed, transfers, chunked_threshold) -> None:
     """Send executions, assets (bytes first), tags and links to the catalog, exactly once."""
     with open_store(store, hostname, catalog_id) as ml:
-        run_push(ml, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed, transfers=transfers,
-                 chunked_threshold=chunked_threshold)
+        if dry_run:
+            plan = ml.sync_plan()
+            if as_json:
+                emit_json(plan.to_json())
+            else:
+                print_push_plan(Console(), ml, plan)
+            return
+        result = run_push(ml, as_json=as_json, retry_failed=retry_failed, transfers=transfers,
+                          chunked_threshold=chunked_threshold)
+    if as_json:
+        emit_json(result.to_json())
+    if not result.ok:
+        sys.exit(7)

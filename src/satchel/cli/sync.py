@@ -9,8 +9,8 @@ from rich.console import Console
 
 from satchel.cli._common import emit_json, handle_errors, open_store, store_options
 from satchel.cli._progress import SyncBars
-from satchel.cli.pull import print_pull
-from satchel.cli.push import run_push, sync_options
+from satchel.cli.pull import print_pull, print_pull_plan
+from satchel.cli.push import print_push_plan, run_push, sync_options
 
 
 @click.command("sync")
@@ -18,18 +18,30 @@ from satchel.cli.push import run_push, sync_options
 @sync_options
 @handle_errors
 def command(store, hostname, catalog_id, dry_run, as_json, retry_failed, transfers, chunked_threshold) -> None:
-    """Reconcile the store with its catalog: push local work, then mirror the catalog's metadata."""
+    """Reconcile the store with its catalog: push local work, then mirror the catalog's metadata.
+
+    With --json, one document: {"ok", "push", "pull"} (with --dry-run, the two plans)."""
+    console = Console(stderr=as_json)
     with open_store(store, hostname, catalog_id) as ml:
-        run_push(ml, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed, transfers=transfers,
-                 chunked_threshold=chunked_threshold, exit_on_failure=False)
         if dry_run:
+            push_plan, pull_plan = ml.sync_plan(), ml.pull_plan()
+            if as_json:
+                emit_json({"push": push_plan.to_json(), "pull": pull_plan})
+            else:
+                print_push_plan(console, ml, push_plan)
+                print_pull_plan(console, ml, pull_plan)
             return
-        console = Console(stderr=as_json)
+        pushed = run_push(ml, as_json=as_json, retry_failed=retry_failed, transfers=transfers,
+                          chunked_threshold=chunked_threshold)
         with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
-            result = ml.pull(progress=bars, transfers=transfers)
-        if as_json:
-            emit_json(result.to_json())
-        else:
-            print_pull(console, result)
-        if not result.ok or ml.sync_plan().failed:
-            sys.exit(7)
+            pulled = ml.pull(progress=bars, transfers=transfers)
+        still_failed = ml.sync_plan().failed
+    ok = pushed.ok and pulled.ok and not still_failed
+    if as_json:
+        emit_json({"ok": ok, "push": pushed.to_json(), "pull": pulled.to_json()})
+    else:
+        print_pull(console, pulled)
+        for f in pulled.failed:
+            console.print(f"[red]failed[/red] {f.step} {f.rid}: {f.reason}")
+    if not ok:
+        sys.exit(7)

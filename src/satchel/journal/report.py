@@ -35,6 +35,15 @@ STATE_TABLES = (("asset_links", "links", ("local", "failed")), ("executions", "e
                 ("workflows", "workflows", ("local", "failed")), ("vocabulary_terms", "terms", ("local", "failed")),
                 ("asset_tags", "tags", ("local",)))
 STATE_SQL = "SELECT count(*) FROM {table} WHERE sync_state = '{state}'"
+#: the first 100 failed items of every kind, with the server's reasons: (rid, remote rid, table, reason)
+FAILURES_SQL = " UNION ALL ".join(f"SELECT * FROM ({q} LIMIT 100)" for q in (
+    "SELECT name, NULL, vocabulary, sync_error FROM vocabulary_terms WHERE sync_state = 'failed'",
+    "SELECT rid, remote_rid, 'Workflow', sync_error FROM workflows WHERE sync_state = 'failed'",
+    "SELECT rid, remote_rid, 'Execution', sync_error FROM executions WHERE sync_state = 'failed'",
+    "SELECT rid, remote_rid, asset_table, sync_error FROM assets WHERE sync_state = 'failed'",
+    "SELECT a.rid, a.remote_rid, a.asset_table || '_Execution', l.sync_error FROM asset_links l"
+    " JOIN assets a ON a.id = l.asset_id WHERE l.sync_state = 'failed'",
+)) + " LIMIT 100"
 
 
 def sync_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -91,9 +100,7 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
     ]
     failures = [
         {"RID": remote_rid or rid, "table": table, "reason": reason}
-        for rid, remote_rid, table, reason in conn.execute(
-            "SELECT rid, remote_rid, asset_table, sync_error FROM assets WHERE sync_state = 'failed' ORDER BY id LIMIT 100"
-        )
+        for rid, remote_rid, table, reason in conn.execute(FAILURES_SQL)
     ]
     return {
         "executions": c["executions_local"] + c["executions_failed"],

@@ -53,32 +53,47 @@ class CatalogMap:
         return t if t.is_vocabulary else None
 
     def asset(self, name: str) -> AssetTarget | str:
-        """The catalog's asset table named ``name``, or the reason there is none."""
+        """The catalog's asset table named ``name``, or the reason there is none.
+
+        Names repeat across schemas (every deriva-ml catalog has ``deriva-ml:File``
+        and ``WWW:File``): the table deriva-ml can use, one with both association
+        tables, is chosen; among several such, the ML schema's.
+        """
         if name not in self._assets:
-            candidates = [t for t in self.model.tables() if t.name == name]
-            assets = [t for t in candidates if t.is_asset]
-            if len(assets) == 1:
-                assoc = self.model.associations(assets[0])
-                if assoc.asset_type is None or assoc.execution is None:
-                    self._assets[name] = (
-                        f"asset table {assets[0]} has no "
-                        f"{'_Asset_Type' if assoc.asset_type is None else '_Execution'} association table; "
-                        "create it (deriva-ml's create_asset does) and sync again"
-                    )
-                else:
-                    self._assets[name] = AssetTarget(assets[0], assoc)
-            elif len(assets) > 1:
-                where = ", ".join(str(t) for t in assets)
-                self._assets[name] = f"asset table name {name!r} is ambiguous in the catalog ({where})"
-            elif candidates:
-                self._assets[name] = f"table {candidates[0]} is not an asset table in the catalog"
-            else:
-                known = ", ".join(sorted(t.name for t in self.model.asset_tables()))
-                self._assets[name] = (
-                    f"asset table {name!r} is not in the catalog; known asset tables: {known}; "
-                    "create it on the server (ml.create_asset) and sync again"
-                )
+            self._assets[name] = self._find_asset(name)
         return self._assets[name]
+
+    def _find_asset(self, name: str) -> AssetTarget | str:
+        candidates = [t for t in self.model.tables() if t.name == name]
+        assets = [t for t in candidates if t.is_asset]
+        if not assets:
+            if candidates:
+                return f"table {candidates[0]} is not an asset table in the catalog"
+            known = ", ".join(sorted({t.name for t in self.model.asset_tables()}))
+            return (f"asset table {name!r} is not in the catalog; known asset tables: {known}; "
+                    "create it on the server (ml.create_asset) and sync again")
+        targets = [AssetTarget(t, self.model.associations(t)) for t in assets]
+        usable = [t for t in targets if t.assoc.asset_type is not None and t.assoc.execution is not None]
+        if len(usable) > 1:
+            usable = [t for t in usable if t.schema == ML_SCHEMA] or usable
+        if len(usable) == 1:
+            return usable[0]
+        if len(usable) > 1:
+            where = ", ".join(str(t.table) for t in usable)
+            return f"asset table name {name!r} is ambiguous in the catalog ({where})"
+        t = targets[0]
+        missing = "_Asset_Type" if t.assoc.asset_type is None else "_Execution"
+        return (f"asset table {t.table} has no {missing} association table; "
+                "create it (deriva-ml's create_asset does) and sync again")
+
+    def asset_targets(self) -> list[AssetTarget]:
+        """Every asset table satchel can push to and pull from, one per name."""
+        out = []
+        for name in sorted({t.name for t in self.model.asset_tables()}):
+            target = self.asset(name)
+            if not isinstance(target, str):
+                out.append(target)
+        return out
 
 
 def record_model(engine: Any, model: CatalogModel) -> None:
@@ -92,7 +107,7 @@ def record_model(engine: Any, model: CatalogModel) -> None:
 
     standard = ("URL", "Filename", "Length", "MD5", "Description")
     with write_transaction(engine) as conn:
-        for t in model.asset_tables():
+        for t in (target.table for target in CatalogMap(model).asset_targets()):
             cols = [c.name for c in t.user_columns if c.name not in standard]
             if conn.execute(select(AssetTableDef.name).where(AssetTableDef.name == t.name)).scalar() is None:
                 conn.execute(AssetTableDef.__table__.insert().values(

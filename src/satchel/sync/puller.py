@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from satchel import errors
 from satchel.cache import Digest
@@ -36,6 +37,7 @@ from satchel.journal.models import (
     Change,
     ConflictRow,
     ExecutionRow,
+    RidAlias,
     VocabularyTerm,
     WorkflowRow,
 )
@@ -79,13 +81,11 @@ class Puller:
                     self._pull_terms(vocab, table)
             self._pull_workflows()
             self._pull_executions()
-            for table in self.map.model.asset_tables():
-                target = self.map.asset(table.name)
-                if isinstance(target, AssetTarget) and target.table is table:
-                    self._pull_assets(target)
-                    self._pull_tags(target)
-                    self._pull_links(target)
-                    sweep_deletions(self.engine, self.catalog, target, self.result)
+            for target in self.map.asset_targets():
+                self._pull_assets(target)
+                self._pull_tags(target)
+                self._pull_links(target)
+                sweep_deletions(self.engine, self.catalog, target, self.result)
             self.ml._terms.clear()
             self.ml._tables = None
         wanted = self._resolve_prefetch(assets, tables, executions)
@@ -411,13 +411,17 @@ def _resolve_deleted(ml: Any, conn: Any, asset_rid: str, asset_id: int, keep: st
     if keep == "remote":
         forget_asset(conn, asset_id)
         return
-    row = conn.execute(select(AssetRow.blake3).where(AssetRow.id == asset_id)).one()
+    row = conn.execute(select(AssetRow.blake3, AssetRow.rid, AssetRow.remote_rid).where(AssetRow.id == asset_id)).one()
     if row.blake3 is None or not ml.store.cache.has(row.blake3):
         raise errors.ObjectMissingError(
             f"asset {asset_rid} was deleted from the catalog and its bytes are not in this store's cache, "
             "so it cannot be sent again; accept the deletion with `satchel resolve "
             f"{asset_rid} --keep remote`")
-    # a new catalog row (new RID, bytes found again by MD5), with this asset's tags and links
+    # a new catalog row (new RID, bytes found again by MD5), with this asset's tags and links;
+    # the RID the catalog had keeps naming the asset (every RID a user ever saw keeps resolving)
+    if row.remote_rid and row.remote_rid != row.rid:
+        conn.execute(sqlite_insert(RidAlias).values(alias=row.remote_rid, rid=row.rid, kind="asset",
+                                                    reason="resent", created_at=now()).on_conflict_do_nothing())
     conn.execute(update(AssetRow).where(AssetRow.id == asset_id).values(
         remote_rid=None, sync_state="local", sync_error=None, object_url=None, remote_description=None,
         remote_rmt=None))

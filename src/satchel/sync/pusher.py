@@ -230,7 +230,13 @@ class Pusher:
             if table is None:
                 self._fail_rows(VocabularyTerm, "terms", terms, f"vocabulary {vocab!r} is not in the catalog")
                 continue
-            self._ensure_terms(table, {t.name: (t.description, t.synonyms) for t in terms})
+            try:
+                self._ensure_terms(table, {t.name: (t.description, t.synonyms) for t in terms})
+            except errors.RemoteStatusError as exc:
+                _reraise_unless_refused(exc)
+                self._fail_rows(VocabularyTerm, "terms", terms, str(exc), shown=lambda t: f"{vocab}:{t.name}")
+                done += len(terms)
+                continue
             found = self._remote_terms(table, [t.name for t in terms])
             at = now()
             with write_transaction(self.engine) as conn:
@@ -282,23 +288,8 @@ class Pusher:
             return
         table = self.map.ml_table("Workflow")
         # deriva-ml reuses a workflow with the same checksum (or URL): so do we, before leasing a RID
-        adopt: dict[int, str] = {}
-        for column, attr in (("Checksum", "checksum"), ("URL", "url")):
-            # with leases, a RID reserved by a push that never inserted does not stop adoption (else: two rows);
-            # without, a remote_rid names our own marked row: confirmed by RID below, never adopted away
-            want = {getattr(r, attr): r for r in rows
-                    if getattr(r, attr) and r.id not in adopt and (self.leases or not r.remote_rid)}
-            if want and column in table.columns:
-                for found in self.catalog.lookup(table.schema, table.name, column, list(want), columns=("RID", column)):
-                    r = want[found[column]]
-                    if r.id not in adopt or found["RID"] == r.remote_rid:  # our own row, if there, comes first
-                        adopt[r.id] = found["RID"]
-        if adopt:
-            with write_transaction(self.engine) as conn:
-                for row_id, rid in adopt.items():
-                    conn.execute(update(WorkflowRow).where(WorkflowRow.id == row_id).values(remote_rid=rid, sync_state="synced"))
-                _changes_done(conn, "workflow", list(adopt), now())
-            self.result.skipped["workflows"] += len(adopt)
+        adopt = self._settle_workflows(table, rows)
+        adopted = [r for r in rows if r.id in adopt]
         rows = [r for r in rows if r.id not in adopt]
         if not self.leases:
             outcome = self._insert_marked(WorkflowRow, table, rows, "Checksum", lambda r: {
@@ -312,28 +303,102 @@ class Pusher:
                         "Checksum": r.checksum, "Version": r.version}
                 items.append(RowToInsert(r.id, rids[r.id], {k: v for k, v in body.items() if k in table.columns}))
             outcome = insert_exactly_once(self.catalog, table, items)
+            # another machine may have inserted the same workflow at the same moment: all converge on the first
+            inserted = [r for r in rows if r.id in outcome.present]
+            for row_id, rid in self._settle_workflows(table, inserted, ours=outcome.present).items():
+                if rid != outcome.present[row_id]:
+                    outcome.adopted.add(row_id)
+                outcome.present[row_id] = rid
+        outcome.present.update(adopt)
+        outcome.adopted.update(adopt)
+        rows += adopted
+        # a workflow counts as pushed only with its Workflow_Type rows (natural keys, so sending them for an
+        # adopted row is harmless): a refusal fails it, and --retry-failed tries again
+        try:
+            self._workflow_types([r for r in rows if r.id in outcome.present], outcome.present)
+        except errors.RemoteStatusError as exc:
+            _reraise_unless_refused(exc)
+            for row_id in list(outcome.present):
+                outcome.refused[row_id] = f"its Workflow_Type rows were refused: {exc}"
+            outcome.present.clear()
+            outcome.adopted.clear()
         self._mark(WorkflowRow, "workflows", outcome, {r.id: r.rid for r in rows}, "workflow")
-        self._workflow_types([r for r in rows if r.id in outcome.present], outcome.present)
         self._emit("workflows", len(rows), len(rows))
 
-    def _workflow_types(self, rows: list[Any], rids: dict[int, str]) -> None:
-        """``Workflow_Workflow_Type`` rows, found by foreign keys; natural key, ``onconflict=skip``."""
+    def _settle_workflows(self, table: Table, rows: list[Any], ours: dict[int, str] | None = None) -> dict[int, str]:
+        """The catalog row each workflow is, when the catalog has one with its checksum (else its URL).
+
+        Of several rows with that key (machines that inserted the same workflow at
+        once), every machine picks the same one, the first created (``RCT``, then
+        ``RID``), and deletes its own other row while nothing refers to it yet. No
+        catalog key stops the race; this settles it. ``ours`` maps row ids to the RIDs
+        this push inserted (else the RID reserved by an earlier push that may have died
+        after its insert).
+        """
+        ours = dict(ours or {})
+        settled: dict[int, str] = {}
+        for column, attr in (("Checksum", "checksum"), ("URL", "url")):
+            # without leases, a remote_rid names our own marked row: it is confirmed by RID, never settled away
+            want: dict[str, list[Any]] = defaultdict(list)
+            for r in rows:
+                if getattr(r, attr) and r.id not in settled and (self.leases or not r.remote_rid):
+                    want[getattr(r, attr)].append(r)
+            if not want or column not in table.columns:
+                continue
+            found: dict[str, list[dict]] = defaultdict(list)
+            for f in self.catalog.lookup(table.schema, table.name, column, list(want), columns=("RID", "RCT", column)):
+                found[f[column]].append(f)
+            for key, group in want.items():
+                if not found.get(key):
+                    continue
+                first = min(found[key], key=lambda f: (f["RCT"], f["RID"]))["RID"]
+                present = {f["RID"] for f in found[key]}
+                for r in group:
+                    mine = ours.get(r.id) or (r.remote_rid if self.leases else None)
+                    if mine in present and mine != first and not self._delete_own_workflow(table, mine):
+                        first_for_r = mine  # referenced meanwhile: it stays, and so do we
+                    else:
+                        first_for_r = first
+                    settled[r.id] = first_for_r
+        return settled
+
+    def _delete_own_workflow(self, table: Table, rid: str) -> bool:
+        """Remove a workflow row of ours that lost the race (its type rows first); False if something refers to it."""
+        found = self._workflow_type_table()
+        try:
+            if found is not None:
+                assoc, wf_column, _ = found
+                self.catalog.delete(assoc.schema, assoc.name, urls.eq(wf_column, rid))
+            self.catalog.delete(table.schema, table.name, urls.eq("RID", rid))
+        except errors.Conflict:
+            log.info("workflow %s is a duplicate another row already refers to; it is kept", rid)
+            return False
+        log.info("workflow %s was inserted by another machine at the same time; ours (%s) was removed", table, rid)
+        return True
+
+    def _workflow_type_table(self) -> tuple[Table, str, str] | None:
+        """``Workflow_Workflow_Type`` found by its foreign keys: (table, workflow column, type column)."""
         assert self.map is not None
         wf = self.map.ml_table("Workflow")
         vocab = self.map.vocabulary("Workflow_Type")
-        if vocab is None or not rows:
-            return
+        if vocab is None:
+            return None
         for t in self.map.model.tables():
             to_wf = t.fkeys_to(wf.schema, wf.name, "RID")
             to_type = t.fkeys_to(vocab.schema, vocab.name, "Name")
             if len(to_wf) == 1 and len(to_type) == 1:
-                body = [
-                    {to_wf[0].columns[0]: rids[r.id], to_type[0].columns[0]: wt}
-                    for r in rows for wt in (r.workflow_type or "").split(",") if wt
-                ]
-                if body:
-                    self.catalog.insert(t.schema, t.name, body, on_conflict_skip=True)
-                return
+                return t, to_wf[0].columns[0], to_type[0].columns[0]
+        return None
+
+    def _workflow_types(self, rows: list[Any], rids: dict[int, str]) -> None:
+        """``Workflow_Workflow_Type`` rows; natural key, ``onconflict=skip``."""
+        found = self._workflow_type_table()
+        if found is None or not rows:
+            return
+        table, wf_column, type_column = found
+        body = [{wf_column: rids[r.id], type_column: wt} for r in rows for wt in (r.workflow_type or "").split(",") if wt]
+        if body:
+            self.catalog.insert(table.schema, table.name, body, on_conflict_skip=True)
 
     # --- 3. executions ---------------------------------------------------------------------------
 
@@ -531,18 +596,25 @@ class Pusher:
             with read_transaction(self.engine) as conn:
                 local = q.terms(conn, "Asset_Type")
             missing = set(used) - set(self._remote_terms(vocab, used))
-            self._ensure_terms(vocab, {t: (local[t].description if t in local else t, None) for t in missing})
+            try:
+                self._ensure_terms(vocab, {t: (local[t].description if t in local else t, None) for t in missing})
+            except errors.RemoteStatusError as exc:
+                _reraise_unless_refused(exc)
+                for a in adds:  # these tags stay local: every sync tries them again, and says why
+                    if a.term in missing:
+                        self.result.fail("tags", f"{a.remote_rid}:{a.term}",
+                                         f"Asset_Type term {a.term!r} is not in the catalog and could not be added: {exc}")
+                adds = [a for a in adds if a.term not in missing]
         at = now()
         for target, group in self._by_target(adds):
             assoc = target.assoc
             body = [{assoc.asset_type_column: a.remote_rid, assoc.type_column: a.term} for a in group]
-            if not self._insert_associations("tags", assoc.asset_type, body, [f"{a.remote_rid}:{a.term}" for a in group]):
-                continue
+            if self._insert_associations("tags", assoc.asset_type, body, [f"{a.remote_rid}:{a.term}" for a in group]):
+                continue  # refused: the tags stay local (every sync tries them again, and its result says why)
             with write_transaction(self.engine) as conn:
-                for a in group:
-                    conn.execute(
-                        update(AssetTag).where(AssetTag.asset_id == a.asset_id, AssetTag.term == a.term).values(sync_state="synced")
-                    )
+                conn.connection.driver_connection.executemany(  # one statement for the group, not one per row
+                    "UPDATE asset_tags SET sync_state = 'synced' WHERE asset_id = ? AND term = ?",
+                    [(a.asset_id, a.term) for a in group])
                 _changes_done(conn, "tag_add", sorted({a.asset_id for a in group}), at)
             self.result.done["tags"] += len(group)
         for r in removals:
@@ -555,10 +627,15 @@ class Pusher:
             if isinstance(target, str):
                 continue
             assoc = target.assoc
-            self.catalog.delete(
-                assoc.asset_type.schema, assoc.asset_type.name,
-                urls.eq(assoc.asset_type_column, r.remote_rid), urls.eq(assoc.type_column, term),
-            )
+            try:
+                self.catalog.delete(
+                    assoc.asset_type.schema, assoc.asset_type.name,
+                    urls.eq(assoc.asset_type_column, r.remote_rid), urls.eq(assoc.type_column, term),
+                )
+            except errors.RemoteStatusError as exc:  # stays pending: the next sync tries again
+                _reraise_unless_refused(exc)
+                self.result.fail("tag_removals", f"{r.remote_rid}:{term}", str(exc))
+                continue
             with write_transaction(self.engine) as conn:
                 conn.execute(update(Change).where(Change.seq == r.seq).values(state="done"))
             self.result.done["tag_removals"] += 1
@@ -577,10 +654,10 @@ class Pusher:
             if not isinstance(target, str):
                 yield target, group
 
-    def _insert_associations(self, step: str, table: Table, body: list[dict], labels: list[str]) -> bool:
+    def _insert_associations(self, step: str, table: Table, body: list[dict], labels: list[str]) -> str | None:
         """Association rows by their natural key, ``onconflict=skip``: repeating them is harmless.
 
-        False (with each row's failure recorded) when the server refused them.
+        The server's reason (with each row's failure recorded in the result) when it refused them, else None.
         """
         try:
             self.catalog.insert(table.schema, table.name, body, on_conflict_skip=True)
@@ -589,8 +666,8 @@ class Pusher:
         except errors.RemoteError as exc:
             for label in labels:
                 self.result.fail(step, label, str(exc))
-            return False
-        return True
+            return str(exc)
+        return None
 
     # --- 7. links ---------------------------------------------------------------------------------------------
 
@@ -612,7 +689,11 @@ class Pusher:
                 if assoc.role_column:
                     row[assoc.role_column] = r.role
                 body.append(row)
-            if not self._insert_associations("links", assoc.execution, body, [f"{r.asset_rid}/{r.exe_rid}" for r in group]):
+            refusal = self._insert_associations("links", assoc.execution, body, [f"{r.asset_rid}/{r.exe_rid}" for r in group])
+            if refusal is not None:
+                with write_transaction(self.engine) as conn:
+                    conn.execute(update(AssetLink).where(AssetLink.id == bindparam("b_id")).values(
+                        sync_state="failed", sync_error=refusal), [{"b_id": r.id} for r in group])
                 continue
             with write_transaction(self.engine) as conn:
                 ids = [r.id for r in group]
@@ -656,7 +737,12 @@ class Pusher:
                 self.result.fail("descriptions", r.remote_rid,
                                  "changed on the server too: a conflict; resolve it with `satchel resolve`")
                 continue
-            self.catalog.update(target.schema, target.name, [{"RID": r.remote_rid, "Description": r.description}])
+            try:
+                self.catalog.update(target.schema, target.name, [{"RID": r.remote_rid, "Description": r.description}])
+            except errors.RemoteStatusError as exc:  # the edit stays pending: the next sync tries again
+                _reraise_unless_refused(exc)
+                self.result.fail("descriptions", r.remote_rid, str(exc))
+                continue
             with write_transaction(self.engine) as conn:
                 conn.execute(update(AssetRow).where(AssetRow.id == asset_id).values(remote_description=r.description))
                 conn.execute(
@@ -686,7 +772,13 @@ class Pusher:
             row = {"RID": r.remote_rid, "Status": r.status, "Status_Detail": r.status_detail, **self._durations(table, r)}
             body.append({k: v for k, v in row.items() if k in table.columns})
         columns = [c for c in body[0] if c != "RID"]
-        self.catalog.update(table.schema, table.name, body, key=("RID",), columns=columns)
+        try:
+            self.catalog.update(table.schema, table.name, body, key=("RID",), columns=columns)
+        except errors.RemoteStatusError as exc:  # the statuses stay pending: the next sync tries again
+            _reraise_unless_refused(exc)
+            for r in rows:
+                self.result.fail("status", r.remote_rid, str(exc))
+            return
         at = now()
         with write_transaction(self.engine) as conn:
             for r in rows:
@@ -716,6 +808,13 @@ class Pusher:
                 ).first()
                 if pending_links is None and pending_tags is None:
                     q.record_status(conn, exe_id, status, Status.Uploaded.value, at, None)
+
+
+def _reraise_unless_refused(exc: errors.RemoteStatusError) -> None:
+    """A refusal (4xx) is the item's failure, recorded while the push goes on; a bad login stops the push,
+    and a server still failing after the retries (5xx) is left for the next sync."""
+    if isinstance(exc, errors.AuthenticationError) or exc.status is None or not 400 <= exc.status < 500:
+        raise exc
 
 
 class _Row:

@@ -81,18 +81,24 @@ def _insert(
         )
     except errors.AuthenticationError:
         raise
-    except errors.PermissionDenied as exc:
-        # 403 after a lost answer means our lease was consumed by our own insert: reading back decides.
-        # A real lack of rights shows as rows still absent; say why on each.
-        if "non-leased" not in (exc.body or ""):
-            for r in rows:
-                out.refused[r.key] = str(exc)
     except errors.RemoteStatusError as exc:
-        if exc.status in (400, 409) and len(rows) > 1:
+        if exc.status == 403:
+            # no rights, or our leases already consumed by our own insert whose answer was lost (the
+            # session retries these inserts): the catalog tells which, not the message's wording
+            found = {row["RID"] for row in catalog.lookup(table.schema, table.name, "RID", [r.rid for r in rows],
+                                                          columns=("RID",))}
+            for r in rows:
+                if r.rid in found:
+                    out.present[r.key] = r.rid
+            rows = [r for r in rows if r.rid not in found]
+            if not rows:
+                return
+        # 400/409: a bad row; 403: no rights, or a lease not ours. A batch is split until those stand alone
+        if exc.status in (400, 403, 409) and len(rows) > 1:
             mid = len(rows) // 2
             _insert(catalog, table, rows[:mid], natural_key, out)
             _insert(catalog, table, rows[mid:], natural_key, out)
-        elif exc.status in (400, 409):
+        elif exc.status in (400, 403, 409):
             out.refused[rows[0].key] = str(exc)
         # other statuses (5xx after retries): the outcome is unknown; reading back decides
     except errors.RemoteError:

@@ -1,0 +1,83 @@
+"""Crash anywhere, pull side: a pull (the metadata mirror and a prefetch of bytes) SIGKILLed at random
+moments while it is at work, then pulled to completion, leaves the same mirror and cache as a pull that
+was never interrupted."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from syncsupport import make_remote, populate
+
+from satchel import DerivaML
+
+PULL_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from satchel import DerivaML
+    sys.path.insert(0, os.environ["SYNC_SUPPORT"])
+    from syncsupport import make_remote
+    with DerivaML("localhost", "1", working_dir=sys.argv[1]) as ml, make_remote(sys.argv[2], sys.argv[3]) as remote:
+        result = ml.pull(remote=remote, tables=["Model", "Image", "Execution_Metadata"], transfers=2)
+        print("OK" if result.ok else f"FAILED {result.failed}")
+    """
+)
+
+
+def _pull(store: Path, server, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent))
+    return subprocess.run([sys.executable, "-c", PULL_SCRIPT, str(store), server.url, server.token],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _mirror(store: Path) -> dict:
+    """What a pull leaves that a user can see: every asset with its tags and links, executions, workflows, terms."""
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        assets = {
+            a.rid: (a.asset_table, a.filename, a.length, a.md5, a.url, a.description, sorted(a.asset_types),
+                    sorted((e.execution_rid, e.asset_role) for e in a.executions))
+            for a in ml.find_assets()
+        }
+        for rid in assets:  # the prefetched bytes are in the cache and verified
+            assert ml.lookup_asset(rid).download(store / "check" / rid).read_bytes() is not None
+        assert ml.verify().ok
+        terms = sorted(t.name for t in ml.list_vocabulary_terms("Asset_Type"))
+        return {"assets": assets, "terms": terms, "status": ml.status()["would_send"]}
+
+
+def test_pull_killed_at_random_moments_ends_as_an_uninterrupted_pull(deriva_server, tmp_path):
+    there = tmp_path / "there"
+    with DerivaML("localhost", "1", working_dir=there) as ml:
+        populate(ml)
+        with make_remote(deriva_server.url, deriva_server.token) as remote:
+            assert ml.push(remote=remote, chunked_threshold=64 * 1024, chunk_size=32 * 1024).ok
+    clean = _pull(tmp_path / "clean", deriva_server)
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+
+    victim = tmp_path / "victim"
+    rng = random.Random(20261204)
+    script = [sys.executable, "-c", PULL_SCRIPT, str(victim), deriva_server.url, deriva_server.token]
+    env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent))
+    interrupted = 0
+    for _ in range(6):
+        proc = subprocess.Popen(script, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        target = deriva_server.stats.requests() + rng.randint(2, 20)
+        deadline = time.monotonic() + 60
+        while deriva_server.stats.requests() < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.001))
+        interrupted += proc.poll() is None
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert interrupted >= 3, f"only {interrupted} of 6 kills landed while the pull was at work"
+    done = _pull(victim, deriva_server)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
+
+    expected = _mirror(tmp_path / "clean")
+    assert len(expected["assets"]) == 5 and expected["status"]["assets"] == 0
+    assert _mirror(victim) == expected
