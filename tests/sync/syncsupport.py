@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import subprocess
+import threading
+import time
 from collections import Counter
 
 import httpx
@@ -44,7 +47,7 @@ def random_bytes(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n) if n else b""
 
 
-__all__ = ["catalog_rows", "make_remote", "random_bytes", "record_run"]
+__all__ = ["catalog_rows", "kill_at_work", "make_remote", "push_at_once", "random_bytes", "record_run"]
 
 
 def populate(ml: DerivaML) -> dict:
@@ -90,3 +93,44 @@ def check_catalog(remote, server, outputs: dict) -> None:
     assert small["Description"] == "edited offline"
     terms = remote.catalog.lookup("deriva-ml", "Asset_Type", "Name", ["Weights"])
     assert len(terms) == 1
+
+
+def push_at_once(server, stores: list[DerivaML], **options) -> list:
+    """Every store pushes in its own thread, all released at the same moment; their results, in order."""
+    barrier = threading.Barrier(len(stores))
+    results: list = [None] * len(stores)
+    failures: list[BaseException] = []
+
+    def push(i: int) -> None:
+        try:
+            with make_remote(server.url, server.token) as remote:
+                barrier.wait(10)
+                results[i] = stores[i].push(remote=remote, **options)
+        except BaseException as exc:  # surfaced below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failures, failures
+    return results
+
+
+def kill_at_work(command: list[str], env: dict, server, rng: random.Random, *, times: int = 6,
+                 requests: tuple[int, int] = (2, 14)) -> int:
+    """Start ``command`` ``times`` times and SIGKILL it once the server has seen a random number of
+    its requests (and up to a millisecond later). Returns how many kills found it still at work."""
+    interrupted = 0
+    for _ in range(times):
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        target = server.stats.requests() + rng.randint(*requests)
+        deadline = time.monotonic() + 60
+        while server.stats.requests() < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.001))
+        interrupted += proc.poll() is None
+        proc.kill()
+        proc.communicate(timeout=30)
+    return interrupted

@@ -9,10 +9,9 @@ import random
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-from syncsupport import make_remote, populate
+from syncsupport import kill_at_work, make_remote, populate
 
 from satchel import DerivaML
 
@@ -63,17 +62,7 @@ def test_pull_killed_at_random_moments_ends_as_an_uninterrupted_pull(deriva_serv
     rng = random.Random(20261204)
     script = [sys.executable, "-c", PULL_SCRIPT, str(victim), deriva_server.url, deriva_server.token]
     env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent))
-    interrupted = 0
-    for _ in range(6):
-        proc = subprocess.Popen(script, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        target = deriva_server.stats.requests() + rng.randint(2, 20)
-        deadline = time.monotonic() + 60
-        while deriva_server.stats.requests() < target and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
-        time.sleep(rng.uniform(0, 0.001))
-        interrupted += proc.poll() is None
-        proc.kill()
-        proc.communicate(timeout=30)
+    interrupted = kill_at_work(script, env, deriva_server, rng, requests=(2, 20))
     assert interrupted >= 3, f"only {interrupted} of 6 kills landed while the pull was at work"
     done = _pull(victim, deriva_server)
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr

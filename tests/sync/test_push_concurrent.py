@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import Counter
 
-from syncsupport import catalog_rows, make_remote, random_bytes, record_run
+from syncsupport import catalog_rows, make_remote, push_at_once, random_bytes, record_run
 
 from satchel import ExecutionConfiguration
 
@@ -19,23 +18,7 @@ def test_three_stores_push_overlapping_content_at_once(deriva_server, new_store)
         own = {f"own{n}-{i}.png": ("Image", random_bytes(500, 10 * n + i), []) for i in range(4)}
         record_run(ml, {**shared, **own})
         stores.append(ml)
-    barrier = threading.Barrier(3)
-    results, errors = [None] * 3, []
-
-    def push(i: int) -> None:
-        try:
-            with make_remote(deriva_server.url, deriva_server.token) as remote:
-                barrier.wait(10)
-                results[i] = stores[i].push(remote=remote, transfers=2)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=push, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    results = push_at_once(deriva_server, stores, transfers=2)
     with make_remote(deriva_server.url, deriva_server.token) as remote:
         for i, ml in enumerate(stores):  # a second round settles anything a race left pending
             if not results[i].ok:
@@ -74,23 +57,7 @@ def test_machines_pushing_the_same_workflow_at_once_leave_one_row(deriva_server,
                                     checksum=f"sha-of-train-{trial}")
             _run_with(ml, wf, f"t{trial}m{n}")
             stores.append(ml)
-        barrier = threading.Barrier(3)
-        results, errors = [None] * 3, []
-
-        def push(i: int) -> None:
-            try:
-                with make_remote(deriva_server.url, deriva_server.token) as remote:
-                    barrier.wait(10)
-                    results[i] = stores[i].push(remote=remote)
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=push, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert not errors, errors
+        results = push_at_once(deriva_server, stores)
         assert all(r.ok for r in results), [r.failed for r in results]
         with make_remote(deriva_server.url, deriva_server.token) as remote:
             workflows = [w for w in remote.catalog.get("deriva-ml", "Workflow") if w["Checksum"] == f"sha-of-train-{trial}"]

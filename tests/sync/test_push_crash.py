@@ -9,11 +9,10 @@ import random
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from syncsupport import KiB, catalog_rows, check_catalog, make_remote, populate, random_bytes, record_run
+from syncsupport import KiB, catalog_rows, check_catalog, kill_at_work, make_remote, populate, random_bytes, record_run
 
 from satchel import DerivaML
 
@@ -84,17 +83,7 @@ def test_killed_at_random_moments(deriva_server, remote, tmp_path):
         outputs = populate(ml)
     script = [sys.executable, "-c", PUSH_SCRIPT, str(store), deriva_server.url, deriva_server.token]
     env = dict(os.environ, SYNC_SUPPORT=str(Path(__file__).parent))
-    interrupted = 0
-    for _ in range(6):
-        proc = subprocess.Popen(script, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        target = deriva_server.stats.requests() + rng.randint(2, 14)
-        deadline = time.monotonic() + 60
-        while deriva_server.stats.requests() < target and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
-        time.sleep(rng.uniform(0, 0.001))
-        interrupted += proc.poll() is None
-        proc.kill()
-        proc.communicate(timeout=30)
+    interrupted = kill_at_work(script, env, deriva_server, rng)
     assert interrupted >= 3, f"only {interrupted} of 6 kills landed while the push was at work"
     done = run_push(store, deriva_server, {})
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
