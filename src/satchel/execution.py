@@ -7,7 +7,6 @@ or wrote; the sync engine tells the catalog later.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from sqlalchemy import delete, select, update
 from satchel._crashpoints import crash_point
 from satchel.asset import AssetFilePath
 from satchel.cache.durable import remove_quietly, temp_name
-from satchel.cache.objects import ObjectCache, pause_gc
+from satchel.cache.objects import ObjectCache, gc_paused
 from satchel.errors import (
     CommitError,
     DuplicateAssetError,
@@ -363,12 +362,8 @@ class Execution:
             if progress_callback is not None:
                 progress_callback("capture", done, total)
 
-        gc_paused = pause_gc()  # thousands of small objects, no cycles: see pause_gc
-        try:
+        with gc_paused():  # thousands of small objects, no cycles: see pause_gc
             return self._commit(pending, sizes, clean, report, on_capture, progress_callback)
-        finally:
-            if gc_paused:
-                gc.enable()
 
     def _commit(
         self, pending: list[_Pending], sizes: list[int], clean: bool, report: UploadReport,
@@ -520,10 +515,13 @@ class Execution:
 
         All RIDs and bytes are checked before any file is written or anything recorded.
         """
+        with gc_paused():  # a few objects per asset, no cycles: see pause_gc
+            return self._download_assets(list(asset_rids), Path(dest_dir), update_catalog)
+
+    def _download_assets(self, asset_rids: list[str], dest: Path, update_catalog: bool) -> list[AssetFilePath]:
         ml = self._ml
-        dest = Path(dest_dir)
         with read_transaction(ml.store.engine) as conn:  # one snapshot for the plan, the tags and the links
-            placed = ml._plan_placement(conn, list(asset_rids), dest)
+            placed = ml._plan_placement(conn, asset_rids, dest)
             ids = [p.asset_id for p in placed]
             record = update_catalog and not self.dry_run and bool(placed)
             tags = q.tags_by_asset(conn, ids)
@@ -542,7 +540,7 @@ class Execution:
                 asset_table=p.row.asset_table,
                 file_name=p.dest,
                 asset_types=sorted(tags.get(p.asset_id, ())),
-                asset_metadata=json.loads(p.row.asset_metadata) if isinstance(p.row.asset_metadata, str) else p.row.asset_metadata,
+                asset_metadata=_metadata(p.row.asset_metadata),
                 asset_rid=p.rid,
                 description=p.row.description,
             )
@@ -582,6 +580,13 @@ def _pending(raw: sqlite3.Connection, execution_id: int) -> list[_Pending]:
             parsed = types_of[types] = (json.loads(types) if types else None) or []
         out.append(_Pending(rid, table, name, staged, mode, parsed, meta, description))
     return out
+
+
+def _metadata(stored: Any) -> dict[str, Any]:
+    """Asset metadata as the journal stores it (JSON text, most often ``{}``), as a dict of its own."""
+    if not isinstance(stored, str):
+        return stored or {}
+    return {} if stored == "{}" else json.loads(stored)
 
 
 def _metadata_json(meta: Any) -> str:

@@ -13,6 +13,7 @@ fsync, rename) and leave by :meth:`ObjectCache.export` (verified first).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import gc
@@ -24,7 +25,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,17 @@ def pause_gc() -> bool:
         return False
     gc.disable()
     return True
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """:func:`pause_gc` for the ``with`` block: the collector runs again after it, as it did before."""
+    paused = pause_gc()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _no_writers(fd: int) -> bool:
