@@ -39,6 +39,7 @@ CRASH_POINTS = [
     "rows.Execution.after_insert",
     "push.after_executions",
     "objects.after_upload",
+    "objects.after_job_created",
     "objects.after_chunk#3",
     "push.after_objects",
     "push.assets.after_reserve",
@@ -105,6 +106,27 @@ def test_chunked_upload_resumes_without_resending_acknowledged_chunks(deriva_ser
     assert total - len(data) <= 32 * KiB, f"sent {total} bytes in chunks for a {len(data)}-byte file"
     with make_remote(deriva_server.url, deriva_server.token) as remote:
         (row,) = catalog_rows(remote, "Model")
+        got = tmp_path / "got"
+        remote.hatrac.download(row["URL"], got, md5=hashlib.md5(data).hexdigest())
+        assert got.read_bytes() == data
+
+
+def test_a_job_created_but_never_recorded_is_used_not_left_behind(deriva_server, tmp_path):
+    """Hatrac jobs never expire: one the journal never heard of is found (GET obj;upload) and finished."""
+    store = tmp_path / "store"
+    data = random_bytes(5 * 32 * KiB + 7, 12)  # 6 chunks of 32 KiB
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        record_run(ml, {"large.bin": ("Model", data, [])})
+    crashed = run_push(store, deriva_server, {"SATCHEL_CRASH_AT": "objects.after_job_created"})
+    assert crashed.returncode == -9
+    assert len(deriva_server.app.hatrac.jobs) == 1 and deriva_server.stats.requests("POST", "hatrac.job") == 1
+    done = run_push(store, deriva_server, {})
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
+    assert deriva_server.app.hatrac.jobs == {}, "no job left open on the server"
+    assert deriva_server.stats.requests("POST", "hatrac.job") == 2, "one job created, one finalized"
+    with make_remote(deriva_server.url, deriva_server.token) as remote:
+        (row,) = catalog_rows(remote, "Model")
+        assert len(deriva_server.app.hatrac.versions[row["URL"]]) == 1
         got = tmp_path / "got"
         remote.hatrac.download(row["URL"], got, md5=hashlib.md5(data).hexdigest())
         assert got.read_bytes() == data

@@ -321,6 +321,31 @@ class HatracClient:
             job_url = job_url[len(self.session.url):]
         return UploadJob(path, job_url, size, chunk_size, b64)
 
+    def open_jobs(self, path: str, *, md5: str, size: int) -> list[UploadJob]:
+        """Our open upload jobs for ``path`` with these bytes (``GET obj;upload``, owner only).
+
+        Hatrac jobs never expire: one whose creation answer was lost, or whose
+        creator died before recording it, is found here and used rather than left
+        behind. Its acknowledged chunks are unknown, so every chunk goes again.
+        """
+        self._check(path)
+        b64 = md5_base64(md5)
+        try:
+            urls = self.session.json("GET", f"{path};upload", idempotent=True)
+        except (errors.NotFound, errors.PermissionDenied, errors.Conflict):
+            return []
+        found = []
+        for url in urls if isinstance(urls, list) else []:
+            if self.session.url and url.startswith(self.session.url):
+                url = url[len(self.session.url):]
+            status = self.job_status(UploadJob(path, url, size, 1, b64))
+            if status is None or int(status.get("content-length", -1)) != size:
+                continue
+            their_md5 = status.get("content-md5")
+            if their_md5 and md5_base64(their_md5) == b64:
+                found.append(UploadJob(path, url, size, int(status["chunk-length"]), b64))
+        return found
+
     def job_status(self, job: UploadJob) -> dict | None:
         """The server's view of the job, or None when it is gone (finalized or cancelled)."""
         try:

@@ -129,9 +129,12 @@ class ObjectSender:
         job = self._load_job(item.url)
         if job is not None and (job.md5 != b64 or job.size != item.digest.size or self.hatrac.job_status(job) is None):
             job = None
+        if job is None:  # a job of ours the journal never heard of (created, then the answer or we were lost)
+            job = next(iter(self.hatrac.open_jobs(item.url, md5=b64, size=item.digest.size)), None)
         if job is None:
             job = self.hatrac.create_job(item.url, path, md5=b64, chunk_size=self.chunk_size, filename=item.filename)
-            self._save_job(item.url, job)
+            crash_point("objects.after_job_created")
+        self._save_job(item.url, job)
         sent = 0
         missing = job.missing()
         # the next chunk's MD5 is computed while this one is sent (hashlib releases the GIL);
