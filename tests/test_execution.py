@@ -367,6 +367,10 @@ def test_store_location_defaults_and_overrides(tmp_path, monkeypatch):
         assert ml.working_dir == tmp_path / "elsewhere"
     with pytest.raises(ValueError):
         DerivaML("../evil", 1)
+    monkeypatch.delenv("SATCHEL_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    with DerivaML("host.example.org", "2") as ml:  # no SATCHEL_HOME: ~/.satchel
+        assert ml.working_dir == tmp_path / "user" / ".satchel" / "host.example.org" / "2"
 
 
 def test_a_non_utf8_file_name_is_a_clear_error(ml, workflow, tmp_path):
@@ -380,3 +384,13 @@ def test_a_non_utf8_file_name_is_a_clear_error(ml, workflow, tmp_path):
         ok = exe.asset_file_path("Execution_Asset", os.fsdecode(raw), rename_file="cafe.bin")
     assert journal_rows(ml, "SELECT file_name FROM registrations") == [("cafe.bin",)]
     assert exe.commit_output_assets().assets[0] is ok
+
+
+def test_a_directory_is_refused_at_registration(ml, workflow, tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    exe = new_exe(ml, workflow)
+    with exe:
+        with pytest.raises(ExecutionError, match=r"checkpoints is a directory; an asset is one file"):
+            exe.asset_file_path("Execution_Asset", str(folder))
+    assert journal_rows(ml, "SELECT count(*) FROM registrations") == [(0,)]

@@ -193,6 +193,11 @@ class Execution:
         meta = dict(metadata or {})
         meta.update(kwargs)
         exists = os.path.exists(source)
+        if exists and os.path.isdir(source):
+            raise ExecutionError(
+                f"{source} is a directory; an asset is one file: register the files in it one by one "
+                "(or archive the directory and register the archive)"
+            )
         if rename_file is not None:
             if not exists:
                 raise MissingSourceError(

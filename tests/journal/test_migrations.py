@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from satchel import DerivaML, SchemaVersionError
+from satchel import DerivaML, SchemaVersionError, StoreError
 from satchel.journal import make_engine, migrate, write_transaction
 from satchel.journal.models import Base
 
@@ -109,7 +109,7 @@ def test_a_failing_migration_rolls_back_all_pending_ones(tmp_path: Path, monkeyp
     monkeypatch.setattr(migrate, "migrations_dir", lambda: scripts)
     monkeypatch.setattr(migrate, "LATEST", "0901_bad")
     engine = make_engine(path)
-    with pytest.raises(Exception, match="no_such_table"):
+    with pytest.raises(StoreError, match=r"upgrading the journal .* failed, and nothing was changed: .*no_such_table"):
         migrate.upgrade(engine)
     engine.dispose()
     assert revision_of(path) == head

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from satchel.errors import SchemaVersionError
+from satchel.errors import SchemaVersionError, StoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -89,11 +89,19 @@ def upgrade(engine: Engine, target: str = "head") -> str:
     _check_known(rev, script, path)
     if rev == head:
         return rev
-    with write_transaction(engine) as conn:
-        rev = current_revision(conn)  # someone may have migrated while we waited
-        _check_known(rev, script, path)
-        if rev != head:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, target)
+    try:
+        with write_transaction(engine) as conn:
+            rev = current_revision(conn)  # someone may have migrated while we waited
+            _check_known(rev, script, path)
+            if rev != head:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, target)
+    except SchemaVersionError:
+        raise
+    except Exception as exc:  # the transaction rolled back: the journal is as it was
+        raise StoreError(
+            f"upgrading the journal {path} from schema revision {rev!r} to {head!r} failed, and nothing was "
+            f"changed: {exc}; open it with the satchel that wrote it, or report this error"
+        ) from exc
     return head
