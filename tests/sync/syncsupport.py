@@ -47,7 +47,7 @@ def random_bytes(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n) if n else b""
 
 
-__all__ = ["catalog_rows", "kill_at_work", "make_remote", "push_at_once", "random_bytes", "record_run"]
+__all__ = ["catalog_rows", "kill_at_work", "make_remote", "mirror_of", "push_at_once", "random_bytes", "record_run"]
 
 
 def populate(ml: DerivaML) -> dict:
@@ -134,3 +134,18 @@ def kill_at_work(command: list[str], env: dict, server, rng: random.Random, *, t
         proc.kill()
         proc.communicate(timeout=30)
     return interrupted
+
+
+def mirror_of(ml: DerivaML) -> dict:
+    """What a pull leaves that a user can see: every asset with its tags and links (the prefetched bytes
+    downloadable offline and verified), the Asset_Type terms, and what a push would send."""
+    assets = {
+        a.rid: (a.asset_table, a.filename, a.length, a.md5, a.url, a.description, sorted(a.asset_types),
+                sorted((e.execution_rid, e.asset_role) for e in a.executions))
+        for a in ml.find_assets()
+    }
+    for rid in assets:
+        assert ml.lookup_asset(rid).download(ml.working_dir / "check" / rid).is_file()
+    assert ml.verify().ok
+    terms = sorted(t.name for t in ml.list_vocabulary_terms("Asset_Type"))
+    return {"assets": assets, "terms": terms, "would_send": ml.status()["would_send"]}

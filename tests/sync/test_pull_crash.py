@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from syncsupport import kill_at_work, make_remote, populate
+from syncsupport import kill_at_work, make_remote, mirror_of, populate
 
 from satchel import DerivaML
 
@@ -35,18 +35,8 @@ def _pull(store: Path, server, timeout: float = 60) -> subprocess.CompletedProce
 
 
 def _mirror(store: Path) -> dict:
-    """What a pull leaves that a user can see: every asset with its tags and links, executions, workflows, terms."""
     with DerivaML("localhost", "1", working_dir=store) as ml:
-        assets = {
-            a.rid: (a.asset_table, a.filename, a.length, a.md5, a.url, a.description, sorted(a.asset_types),
-                    sorted((e.execution_rid, e.asset_role) for e in a.executions))
-            for a in ml.find_assets()
-        }
-        for rid in assets:  # the prefetched bytes are in the cache and verified
-            assert ml.lookup_asset(rid).download(store / "check" / rid).read_bytes() is not None
-        assert ml.verify().ok
-        terms = sorted(t.name for t in ml.list_vocabulary_terms("Asset_Type"))
-        return {"assets": assets, "terms": terms, "status": ml.status()["would_send"]}
+        return mirror_of(ml)
 
 
 def test_pull_killed_at_random_moments_ends_as_an_uninterrupted_pull(deriva_server, tmp_path):
@@ -68,5 +58,5 @@ def test_pull_killed_at_random_moments_ends_as_an_uninterrupted_pull(deriva_serv
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
 
     expected = _mirror(tmp_path / "clean")
-    assert len(expected["assets"]) == 5 and expected["status"]["assets"] == 0
+    assert len(expected["assets"]) == 5 and expected["would_send"]["assets"] == 0
     assert _mirror(victim) == expected
