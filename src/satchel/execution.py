@@ -182,7 +182,7 @@ class Execution:
         """
         ml = self._ml
         new_table = ml._check_asset_table(asset_name)
-        types = ml._check_asset_types(asset_name, asset_types, new_table=new_table)
+        types = ml._check_asset_types(asset_name, asset_types)
         name = os.fspath(file_name)
         if "/" in name:
             path = Path(name)

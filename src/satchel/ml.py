@@ -200,16 +200,17 @@ class DerivaML:
                 "or pull the catalog's vocabulary while online (satchel pull)"
             )
 
-    def _check_asset_types(self, asset_table: str, asset_types: Sequence[str] | str | None, *,
-                           new_table: bool = False) -> list[str]:
-        """The tags to give; with ``new_table`` the table's own term counts as known (it comes with the table)."""
+    def _check_asset_types(self, asset_table: str, asset_types: Sequence[str] | str | None) -> list[str]:
+        """The tags to give. The table's own name is always one: deriva-ml's ``create_asset`` makes that
+        term with the table, and the push makes sure the catalog has it (a store that learnt the table
+        from the model, by a push, may not hold the term until it pulls)."""
         if asset_types is None:
             types = [asset_table]
         elif isinstance(asset_types, str):
             types = [asset_types]
         else:
             types = list(asset_types)
-        self._check_terms("Asset_Type", [t for t in types if not (new_table and t == asset_table)])
+        self._check_terms("Asset_Type", [t for t in types if t != asset_table])
         return types
 
     def add_term(

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from satchel import AuthenticationError, StoreBusyError
+from satchel import AuthenticationError, ExecutionConfiguration, StoreBusyError
 from satchel.remote import Remote
 from satchel.sync.lock import sync_lock
 
@@ -249,3 +249,91 @@ def test_progress_reaches_the_callback_step_by_step(new_store, remote):
     assert [e.done for e in sent] == sorted(e.done for e in sent), "byte counts only grow"
     assert sent[-1].done == sent[-1].total == len(big) + 3 == result.bytes_sent
     assert len(sent) >= 4, "the chunked file reports each chunk"
+
+
+def test_a_table_known_from_the_model_takes_its_own_tag_after_a_push(new_store, remote):
+    """A push records the catalog's model; registering into a model table then still defaults to its own tag."""
+    ml = new_store()
+    record_run(ml, {"m.bin": ("Model", b"first", [])})
+    assert ml.push(remote=remote).ok  # no pull: the local Asset_Type has no 'Image' term
+    assert "Image" not in {t.name for t in ml.list_vocabulary_terms("Asset_Type")}
+    exe = ml.create_execution(ExecutionConfiguration(workflow=ml.create_workflow("t.py", "Training")))
+    with exe:
+        exe.asset_file_path("Image", "cat.png").write_bytes(b"meow")  # types default to the table's own
+    (cat,) = exe.commit_output_assets().assets
+    assert ml.lookup_asset(cat.asset_rid).asset_types == ["Image", "Output_File"]
+    assert ml.push(remote=remote).ok
+    (row,) = catalog_rows(remote, "Image")
+    assert {r["Asset_Type"] for r in catalog_rows(remote, "Image_Asset_Type")} == {"Image", "Output_File"}
+
+
+def test_a_skipped_insert_whose_answer_was_lost_is_adopted(new_store, remote, deriva_server, fault_proxy):
+    """ERMrest consumes a lease even when onconflict=skip drops the row; the retry after a lost answer then
+    gets 403. The row the catalog already has under the same URL is ours to adopt, not a failure."""
+    there = new_store("there")
+    record_run(there, {"same.bin": ("Model", b"identical bytes", [])})
+    assert there.push(remote=remote).ok
+    here = new_store("here")
+    _, rids = record_run(here, {"same.bin": ("Model", b"identical bytes", [])})
+    fault_proxy.lose_response(method="POST", path_contains=":Model?")
+    with make_remote(fault_proxy.url, deriva_server.token) as faulty:
+        result = here.push(remote=faulty)
+    assert fault_proxy.pending() == 0
+    assert result.ok, result.failed
+    (row,) = catalog_rows(remote, "Model")
+    assert here.lookup_asset(rids["same.bin"]).rid == row["RID"]
+
+
+def _run_of(ml, name: str, wf_type: str):
+    exe = ml.create_execution(ExecutionConfiguration(
+        workflow=ml.create_workflow(f"{name}.py", wf_type, checksum=f"sha-{name}"), description=name))
+    with exe:
+        exe.asset_file_path("Image", f"{name}.png").write_bytes(name.encode())
+    exe.commit_output_assets()
+    return exe
+
+
+def test_one_refused_workflow_type_fails_its_workflow_alone(new_store, remote, deriva_server):
+    ml = new_store()
+    ml.add_term("Workflow_Type", "Training", description="training")
+    _run_of(ml, "first", "Training")
+    assert ml.push(remote=remote).ok  # 'Training' is in the catalog now
+    ml.add_term("Workflow_Type", "Curated", description="curators only")
+    _run_of(ml, "good", "Training")
+    bad = _run_of(ml, "bad", "Curated")
+    # the new term is refused, so the catalog refuses the bad workflow's type row (foreign key) ...
+    deriva_server.inject(403, "Access forbidden.", method="POST", times=10, path_contains="/entity/deriva-ml:Workflow_Type")
+    result = ml.push(remote=remote)
+    deriva_server.clear_faults()
+    failed = {(f.step, f.rid) for f in result.failed if f.step == "workflows"}
+    assert len(failed) == 1, result.failed
+    # ... and the good one, sent in the same batch, still goes in with its execution
+    executions = {e["Description"] for e in remote.catalog.get("deriva-ml", "Execution")}
+    assert executions == {"first", "good"}
+    assert ml.push(remote=remote, retry_failed=True).ok
+    assert {e["Description"] for e in remote.catalog.get("deriva-ml", "Execution")} == {"first", "good", "bad"}
+    assert ml.resume_execution(bad.rid).status.value == "Uploaded"
+
+
+def test_a_workflow_is_its_checksum_when_it_has_one(new_store, remote):
+    """As find_workflow matches locally: by checksum when there is one, by URL only when there is none."""
+    first = new_store("first")
+    first.add_term("Workflow_Type", "Training", description="training")
+    first.create_execution(ExecutionConfiguration(workflow=first.create_workflow(
+        "train.py", "Training", url="https://git.example.org/train.py", checksum="sha-v1")))
+    assert first.push(remote=remote).ok
+    later = new_store("later")  # the same script, edited: same URL, another checksum
+    later.add_term("Workflow_Type", "Training", description="training")
+    later.create_execution(ExecutionConfiguration(workflow=later.create_workflow(
+        "train.py", "Training", url="https://git.example.org/train.py", checksum="sha-v2")))
+    assert later.push(remote=remote).ok
+    no_checksum = new_store("nochecksum")
+    no_checksum.add_term("Workflow_Type", "Training", description="training")
+    no_checksum.create_execution(ExecutionConfiguration(workflow=no_checksum.create_workflow(
+        "train.py", "Training", url="https://git.example.org/train.py")))
+    result = no_checksum.push(remote=remote)
+    assert result.ok and result.skipped["workflows"] == 1, "adopted by URL"
+    rows = remote.catalog.get("deriva-ml", "Workflow")
+    assert sorted(w["Checksum"] for w in rows) == ["sha-v1", "sha-v2"]
+    executions = remote.catalog.get("deriva-ml", "Execution")
+    assert len(executions) == 3 and len({e["Workflow"] for e in executions}) == 2

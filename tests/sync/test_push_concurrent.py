@@ -70,3 +70,46 @@ def test_machines_pushing_the_same_workflow_at_once_leave_one_row(deriva_server,
             orphans = {t["Workflow"] for t in remote.catalog.get("deriva-ml", "Workflow_Workflow_Type")} - {
                 w["RID"] for w in remote.catalog.get("deriva-ml", "Workflow")}
             assert not orphans
+
+
+def test_machines_with_one_login_pushing_one_large_object_at_once(deriva_server, new_store):
+    """Their upload jobs are listed to each of them (GET obj;upload is per login): a push may take over a
+    job another is still sending; whoever finds the job gone finds the object there instead."""
+    for trial in range(3):
+        big = random_bytes(600_000, 99 + trial)
+        stores = []
+        for n in range(3):
+            ml = new_store(f"big{trial}-{n}")
+            record_run(ml, {"big.bin": ("Model", big, [])})
+            stores.append(ml)
+        results = push_at_once(deriva_server, stores, chunked_threshold=64 * 1024, chunk_size=16 * 1024, transfers=1)
+        assert all(r.ok for r in results), [r.failed for r in results]
+        with make_remote(deriva_server.url, deriva_server.token) as remote:
+            rows = [r for r in catalog_rows(remote, "Model") if r["MD5"] == hashlib.md5(big).hexdigest()]
+            assert len(rows) == 1
+            live = [v for v in deriva_server.app.hatrac.versions[rows[0]["URL"]] if not v.get("deleted")]
+            assert len(live) == 1
+    assert deriva_server.app.hatrac.jobs == {}, "no job left open"
+
+
+def test_a_losing_workflow_row_that_cannot_be_deleted_is_kept_and_used(deriva_server, new_store):
+    """Without the right to delete (403), a machine keeps its own duplicate workflow row and goes on."""
+    deriva_server.inject(403, "Access forbidden.", method="DELETE", path_contains="deriva-ml:Workflow", times=1000)
+    for trial in range(4):  # the race is not certain in any one trial
+        stores = []
+        for n in range(3):
+            ml = new_store(f"nodelete{trial}-{n}")
+            ml.add_term("Workflow_Type", "Training", description="training")
+            wf = ml.create_workflow("train.py", "Training", checksum=f"sha-of-nodelete-{trial}")
+            _run_with(ml, wf, f"nodelete{trial}-{n}")
+            stores.append(ml)
+        results = push_at_once(deriva_server, stores)
+        assert all(r.ok for r in results), [r.failed for r in results]
+        with make_remote(deriva_server.url, deriva_server.token) as remote:
+            workflows = {w["RID"] for w in remote.catalog.get("deriva-ml", "Workflow")
+                         if w["Checksum"] == f"sha-of-nodelete-{trial}"}
+            executions = [e for e in remote.catalog.get("deriva-ml", "Execution")
+                          if e["Description"].startswith(f"nodelete{trial}-")]
+            assert len(executions) == 3 and {e["Workflow"] for e in executions} <= workflows
+        for ml in stores:
+            assert ml.sync_plan().empty

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from syncsupport import KiB, catalog_rows, check_catalog, kill_at_work, make_remote, populate, random_bytes, record_run
 
-from satchel import DerivaML
+from satchel import DerivaML, ExecutionConfiguration
+from satchel.remote import urls
 
 SMALL_CHUNKS = {"chunked_threshold": 64 * KiB, "chunk_size": 32 * KiB}
 
@@ -130,3 +131,35 @@ def test_a_job_created_but_never_recorded_is_used_not_left_behind(deriva_server,
         got = tmp_path / "got"
         remote.hatrac.download(row["URL"], got, md5=hashlib.md5(data).hexdigest())
         assert got.read_bytes() == data
+
+
+def test_an_adopted_workflow_row_removed_meanwhile_is_sent_again(deriva_server, remote, tmp_path):
+    """A store adopts another machine's workflow row by URL, then that machine removes the row (it lost the
+    race for the first row): the execution's insert is refused by its foreign key, and the workflow goes
+    again, not the execution to failed for good."""
+    url = "https://git.example.org/train.py"
+    with DerivaML("localhost", "1", working_dir=tmp_path / "owner") as owner:
+        owner.add_term("Workflow_Type", "Training", description="training")
+        owner.add_workflow(owner.create_workflow("train.py", "Training", url=url))
+        assert owner.push(remote=remote).ok
+    (theirs,) = remote.catalog.get("deriva-ml", "Workflow")
+    store = tmp_path / "store"
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        ml.add_term("Workflow_Type", "Training", description="training")
+        exe = ml.create_execution(ExecutionConfiguration(workflow=ml.create_workflow("train.py", "Training", url=url)))
+        with exe:
+            exe.asset_file_path("Image", "cat.png").write_bytes(b"meow")
+        exe.commit_output_assets()
+    crashed = run_push(store, deriva_server, {"SATCHEL_CRASH_AT": "push.after_workflows"})
+    assert crashed.returncode == -9  # the workflow was adopted (by URL) and recorded; no execution sent yet
+    remote.catalog.delete("deriva-ml", "Workflow_Workflow_Type", urls.eq("Workflow", theirs["RID"]))
+    remote.catalog.delete_rids("deriva-ml", "Workflow", [theirs["RID"]])
+    with DerivaML("localhost", "1", working_dir=store) as ml:
+        first = ml.push(remote=remote)
+        assert not first.ok and "removed meanwhile" in first.failed[0].reason
+        assert ml.sync_plan().failed == 0
+        assert ml.push(remote=remote).ok
+        assert ml.sync_plan().empty
+    (workflow,) = remote.catalog.get("deriva-ml", "Workflow")
+    (execution,) = remote.catalog.get("deriva-ml", "Execution")
+    assert workflow["URL"] == url and execution["Workflow"] == workflow["RID"] != theirs["RID"]

@@ -131,10 +131,33 @@ class ObjectSender:
             job = None
         if job is None:  # a job of ours the journal never heard of (created, then the answer or we were lost)
             job = next(iter(self.hatrac.open_jobs(item.url, md5=b64, size=item.digest.size)), None)
-        if job is None:
-            job = self.hatrac.create_job(item.url, path, md5=b64, chunk_size=self.chunk_size, filename=item.filename)
-            crash_point("objects.after_job_created")
-        self._save_job(item.url, job)
+        sent = 0
+        for last_try in (False, True):
+            if job is None:
+                job = self.hatrac.create_job(item.url, path, md5=b64, chunk_size=self.chunk_size,
+                                             filename=item.filename)
+                crash_point("objects.after_job_created")
+            self._save_job(item.url, job)
+            try:
+                sent += self._send_chunks(item, job, path)
+                break
+            except errors.NotFound:
+                # the job is gone: a push of the same bytes elsewhere (same login, so it could take it over)
+                # finished or cancelled it. Done if the object is there; else once more with a job of our own
+                current = self.hatrac.head(item.url)
+                if current is not None and current.md5 == b64:
+                    return current.url, sent
+                if last_try:
+                    raise
+                job = None
+        current = self.hatrac.head(item.url)
+        if current is not None and current.md5 == b64:  # someone else finished the same bytes meanwhile
+            self.hatrac.cancel(job)
+            return current.url, sent
+        return self.hatrac.finalize(job), sent
+
+    def _send_chunks(self, item: ObjectToSend, job: UploadJob, path: Path) -> int:
+        """The chunks the job lacks, each recorded once acknowledged; the bytes sent."""
         sent = 0
         missing = job.missing()
         # the next chunk's MD5 is computed while this one is sent (hashlib releases the GIL);
@@ -151,11 +174,7 @@ class ObjectSender:
                 self._count(length)
                 self._save_job(item.url, job)
                 crash_point("objects.after_chunk")
-        current = self.hatrac.head(item.url)
-        if current is not None and current.md5 == b64:  # someone else finished the same bytes meanwhile
-            self.hatrac.cancel(job)
-            return current.url, sent
-        return self.hatrac.finalize(job), sent
+        return sent
 
     def _count(self, n: int) -> None:
         if self.on_bytes is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timezone
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -314,14 +315,10 @@ class Pusher:
         rows += adopted
         # a workflow counts as pushed only with its Workflow_Type rows (natural keys, so sending them for an
         # adopted row is harmless): a refusal fails it, and --retry-failed tries again
-        try:
-            self._workflow_types([r for r in rows if r.id in outcome.present], outcome.present)
-        except errors.RemoteStatusError as exc:
-            _reraise_unless_refused(exc)
-            for row_id in list(outcome.present):
-                outcome.refused[row_id] = f"its Workflow_Type rows were refused: {exc}"
-            outcome.present.clear()
-            outcome.adopted.clear()
+        for row_id, reason in self._workflow_types([r for r in rows if r.id in outcome.present], outcome.present).items():
+            outcome.refused[row_id] = f"its Workflow_Type rows were refused: {reason}"
+            outcome.present.pop(row_id, None)
+            outcome.adopted.discard(row_id)
         self._mark(WorkflowRow, "workflows", outcome, {r.id: r.rid for r in rows}, "workflow")
         self._emit("workflows", len(rows), len(rows))
 
@@ -338,11 +335,13 @@ class Pusher:
         ours = dict(ours or {})
         settled: dict[int, str] = {}
         for column, attr in (("Checksum", "checksum"), ("URL", "url")):
+            # a workflow is its checksum when it has one, else its URL (as find_workflow matches locally);
             # without leases, a remote_rid names our own marked row: it is confirmed by RID, never settled away
             want: dict[str, list[Any]] = defaultdict(list)
             for r in rows:
-                if getattr(r, attr) and r.id not in settled and (self.leases or not r.remote_rid):
-                    want[getattr(r, attr)].append(r)
+                key = getattr(r, attr)
+                if key and (attr == "checksum" or not r.checksum) and (self.leases or not r.remote_rid):
+                    want[key].append(r)
             if not want or column not in table.columns:
                 continue
             found: dict[str, list[dict]] = defaultdict(list)
@@ -351,7 +350,7 @@ class Pusher:
             for key, group in want.items():
                 if not found.get(key):
                     continue
-                first = min(found[key], key=lambda f: (f["RCT"], f["RID"]))["RID"]
+                first = min(found[key], key=lambda f: (_instant(f["RCT"]), f["RID"]))["RID"]
                 present = {f["RID"] for f in found[key]}
                 for r in group:
                     mine = ours.get(r.id) or (r.remote_rid if self.leases else None)
@@ -370,8 +369,9 @@ class Pusher:
                 assoc, wf_column, _ = found
                 self.catalog.delete(assoc.schema, assoc.name, urls.eq(wf_column, rid))
             self.catalog.delete(table.schema, table.name, urls.eq("RID", rid))
-        except errors.Conflict:
-            log.info("workflow %s is a duplicate another row already refers to; it is kept", rid)
+        except errors.RemoteStatusError as exc:
+            _reraise_unless_refused(exc)  # 409: something refers to it now; 403: no right to delete
+            log.info("workflow %s is a duplicate that cannot be removed (%s); it is kept", rid, exc)
             return False
         log.info("workflow %s was inserted by another machine at the same time; ours (%s) was removed", table, rid)
         return True
@@ -390,15 +390,32 @@ class Pusher:
                 return t, to_wf[0].columns[0], to_type[0].columns[0]
         return None
 
-    def _workflow_types(self, rows: list[Any], rids: dict[int, str]) -> None:
-        """``Workflow_Workflow_Type`` rows; natural key, ``onconflict=skip``."""
+    def _workflow_types(self, rows: list[Any], rids: dict[int, str]) -> dict[int, str]:
+        """``Workflow_Workflow_Type`` rows (natural key, ``onconflict=skip``); the refused workflows, with why.
+
+        One request for all; when it is refused, one per workflow, so a bad one fails alone."""
         found = self._workflow_type_table()
         if found is None or not rows:
-            return
+            return {}
         table, wf_column, type_column = found
-        body = [{wf_column: rids[r.id], type_column: wt} for r in rows for wt in (r.workflow_type or "").split(",") if wt]
-        if body:
-            self.catalog.insert(table.schema, table.name, body, on_conflict_skip=True)
+
+        def body(group: list[Any]) -> list[dict]:
+            return [{wf_column: rids[r.id], type_column: wt} for r in group for wt in (r.workflow_type or "").split(",") if wt]
+
+        refused: dict[int, str] = {}
+        for group in ([rows], [[r] for r in rows]):
+            refused.clear()
+            for part in group:
+                if not body(part):
+                    continue
+                try:
+                    self.catalog.insert(table.schema, table.name, body(part), on_conflict_skip=True)
+                except errors.RemoteStatusError as exc:
+                    _reraise_unless_refused(exc)
+                    refused.update({r.id: str(exc) for r in part})
+            if not refused or len(rows) == 1:
+                break
+        return refused
 
     # --- 3. executions ---------------------------------------------------------------------------
 
@@ -433,8 +450,29 @@ class Pusher:
                 for r in rows:
                     if r.id in outcome.present:
                         conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(remote_status=r.status))
+        self._requeue_for_lost_workflows(self.map.ml_table("Workflow"), rows, outcome)
         self._mark(ExecutionRow, "executions", outcome, {r.id: r.rid for r in rows}, "execution")
         self._emit("executions", len(rows), len(rows))
+
+    def _requeue_for_lost_workflows(self, wf_table: Table, rows: list[Any], outcome: InsertOutcome) -> None:
+        """Executions refused because the workflow row we adopted is gone (its maker removed it, having lost
+        the race for the first row): the workflow goes back in line, the executions wait for it."""
+        refused = {r.workflow_remote_rid: r for r in rows if r.id in outcome.refused and r.workflow_remote_rid}
+        if not refused:
+            return
+        present = {f["RID"] for f in self.catalog.lookup(wf_table.schema, wf_table.name, "RID", list(refused),
+                                                         columns=("RID",))}
+        gone = [rid for rid in refused if rid not in present]
+        if not gone:
+            return
+        with write_transaction(self.engine) as conn:
+            conn.execute(update(WorkflowRow).where(WorkflowRow.remote_rid.in_(gone)).values(
+                remote_rid=None, sync_state="local", sync_error=None))
+        for r in rows:
+            if r.id in outcome.refused and r.workflow_remote_rid in gone:
+                del outcome.refused[r.id]
+                self.result.fail("executions", r.rid, "its workflow's catalog row was removed meanwhile; "
+                                                      "the workflow goes again, and this execution with the next sync")
 
     @staticmethod
     def _durations(table: Table, r: Any) -> dict[str, Any]:
@@ -808,6 +846,14 @@ class Pusher:
                 ).first()
                 if pending_links is None and pending_tags is None:
                     q.record_status(conn, exe_id, status, Status.Uploaded.value, at, None)
+
+
+def _instant(timestamp: str) -> Any:
+    """An ERMrest timestamp as a comparable instant (its offset is the server's time zone)."""
+    try:
+        return datetime.fromisoformat(timestamp).astimezone(timezone.utc)
+    except (TypeError, ValueError):
+        return datetime.max.replace(tzinfo=timezone.utc)  # unreadable: never the first
 
 
 def _reraise_unless_refused(exc: errors.RemoteStatusError) -> None:

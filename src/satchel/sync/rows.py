@@ -55,14 +55,16 @@ def insert_exactly_once(
     if remaining:
         for row in catalog.lookup(schema, name, "RID", [r.rid for r in remaining], columns=("RID",)):
             out.present[by_rid[row["RID"]].key] = row["RID"]
-    # 3. not there under our RID: the same thing may be there under its natural key
-    missing = [r for r in remaining if r.key not in out.present]
+    # 3. not there under our RID: the same thing may be there under its natural key. Refused rows are
+    # asked too: a skipped insert still consumes its lease, so a retry after a lost answer gets 403
+    missing = [r for r in todo if r.key not in out.present]
     if missing and natural_key:
         wanted = {r.body[natural_key]: r for r in missing}
         for row in catalog.lookup(schema, name, natural_key, list(wanted), columns=("RID", natural_key)):
             r = wanted[row[natural_key]]
             out.present[r.key] = row["RID"]
             out.adopted.add(r.key)
+            out.refused.pop(r.key, None)
     for r in remaining:
         if r.key not in out.present and r.key not in out.refused:
             out.unknown.add(r.key)

@@ -120,15 +120,8 @@ class Hatrac(UploadJobs):
             return
         raise HTTPError(403, f"Access to {parent} forbidden.")
 
-    def _check_parents(self, req: Request, path: str, parents: bool) -> None:
-        """What :meth:`_ensure_parents` would refuse, refused without writing anything."""
-        self._ensure_parents(req, path, parents, None)
-
     def _ensure_parents(self, req: Request, path: str, parents: bool, conn) -> list[str]:
-        """Check (or with parents=true create) the ancestors; returns created names.
-
-        With ``conn`` None nothing is created: only the refusals are raised.
-        """
+        """Check (or with parents=true create) the ancestors; returns created names."""
         created = []
         parts = path.split("/")[2:-1]  # below /hatrac, excluding the leaf
         prefix = "/hatrac"
@@ -139,8 +132,6 @@ class Hatrac(UploadJobs):
                 if not parents:
                     raise HTTPError(404, f"Resource {path} not found.")
                 self._check_create(req, prefix.rsplit("/", 1)[0])
-                if conn is None:  # a check only: the rest of the path would be created too
-                    return created
                 self.names[prefix] = {"kind": "namespace", "owner": req.client["id"], "burned": False}
                 self._save_name(conn, prefix)
                 created.append(prefix)
@@ -210,30 +201,26 @@ class Hatrac(UploadJobs):
         disposition = req.header("Content-Disposition")
         if disposition is not None and not _DISPOSITION.match(disposition):
             raise HTTPError(400, f"Invalid Content-Disposition {disposition!r}.")
-        with self.lock:  # refuse before reading the body: missing parents (404), no right to create (403)
+        # the name exists before the body is read, as in Hatrac: a body cut short or failing its MD5 check
+        # leaves it without content
+        with self.lock:
             if path not in self.names:
-                self._check_parents(req, path, parents)
-        tmp, md5, size = self._receive(req, Path(self.state.objects_dir))
-        try:
-            with self.lock, self.state.begin() as conn:
-                # the name exists from here on; a failed MD5 check leaves it without content
-                if path not in self.names:
+                with self.state.begin() as conn:
                     self._ensure_parents(req, path, parents, conn)
                     self.names[path] = {"kind": "object", "owner": req.client["id"], "burned": False}
                     self._save_name(conn, path)
-                if want_md5 is not None and md5 != want_md5:
-                    bad_md5 = HTTPError(400, f"Received content MD5 {md5!r} does not match expected {want_md5!r}.")
-                else:
-                    bad_md5 = None
-                    self._check_preconditions(req, path)
-                    if self.names[path]["burned"]:
-                        raise HTTPError(409, f"Name {path} not available.")
-                    version = new_id()
-                    os.replace(tmp, self.state.objects_dir / version)
-                    tmp = None
-                    self._add_version(path, version, size, want_md5, want_sha, ctype, disposition, conn=conn)
-            if bad_md5 is not None:
-                raise bad_md5
+        tmp, md5, size = self._receive(req, Path(self.state.objects_dir))
+        try:
+            if want_md5 is not None and md5 != want_md5:
+                raise HTTPError(400, f"Received content MD5 {md5!r} does not match expected {want_md5!r}.")
+            with self.lock:
+                self._check_preconditions(req, path)
+                if self.names[path]["burned"]:
+                    raise HTTPError(409, f"Name {path} not available.")
+                version = new_id()
+                os.replace(tmp, self.state.objects_dir / version)
+                tmp = None
+                self._add_version(path, version, size, want_md5, want_sha, ctype, disposition)
         finally:
             if tmp is not None:
                 os.unlink(tmp)
@@ -267,17 +254,15 @@ class Hatrac(UploadJobs):
             raise
         return tmp, md5.digest(), size
 
-    def _add_version(self, path, version, size, md5, sha, ctype, disposition, *, conn=None) -> dict:
-        """Record a new current version (in ``conn``'s transaction, or a transaction of its own)."""
-        if conn is None:
-            with self.state.begin() as conn:
-                return self._add_version(path, version, size, md5, sha, ctype, disposition, conn=conn)
+    def _add_version(self, path, version, size, md5, sha, ctype, disposition) -> dict:
         self._seq += 1
         rec = {"path": path, "version": version, "seq": self._seq, "size": size, "md5": b64(md5),
                "sha256": b64(sha), "content_type": ctype, "disposition": disposition, "deleted": False}
-        conn.connection.driver_connection.execute(
-            "INSERT INTO hatrac_versions (path, version, seq, size, md5, sha256, content_type, disposition, deleted)"
-            " VALUES (:path, :version, :seq, :size, :md5, :sha256, :content_type, :disposition, :deleted)", rec)
+        with self.state.begin() as conn:  # bare SQL on the transaction's own connection: a PUT's hot path
+            conn.connection.driver_connection.execute(
+                "INSERT INTO hatrac_versions (path, version, seq, size, md5, sha256, content_type, disposition,"
+                " deleted) VALUES (:path, :version, :seq, :size, :md5, :sha256, :content_type, :disposition,"
+                " :deleted)", rec)
         self.versions.setdefault(path, []).append(rec)
         return rec
 
