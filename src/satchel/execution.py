@@ -222,18 +222,13 @@ class Execution:
         if (asset_name, target) in self._handed_out:
             raise _duplicate(asset_name, target, self.execution_rid)
         prepared = _prepare_stage(mode, source, staged, ml.store.cache) if mode != "new" else None
-        if new_table:
-            try:
-                ml._record_asset_table(asset_name)
-            except BaseException:
-                if prepared:
-                    remove_quietly(prepared[1])
-                raise
         key = tuple(types)
         types_json = self._types_json.get(key)
         if types_json is None:
             types_json = self._types_json[key] = json.dumps(types)
         try:
+            if new_table:  # recorded once everything above passed: bad input records nothing
+                ml._record_asset_table(asset_name)
             with ml.store.fast_writer.transaction() as raw:
                 raw.execute(
                     _INSERT_REGISTRATION,

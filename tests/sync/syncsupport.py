@@ -16,6 +16,14 @@ from satchel.remote import Credential, Remote, RetryPolicy
 
 KiB = 1024
 
+#: one kind of fault each, injected by the fault proxy on the requests matching (method, path fragment)
+FAULTS = {
+    "lost-response": lambda proxy, m, p: proxy.lose_response(method=m, path_contains=p),
+    "reset": lambda proxy, m, p: proxy.reset_after(10, method=m, path_contains=p),
+    "503-burst": lambda proxy, m, p: proxy.fail(503, times=3, method=m, path_contains=p),
+    "500": lambda proxy, m, p: proxy.fail(500, times=1, method=m, path_contains=p),
+}
+
 FAST_RETRY = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05, max_retry_after=0.2, deadline=20,
                          rng=random.Random(11))
 FAST_TIMEOUT = httpx.Timeout(connect=2.0, read=5.0, write=5.0, pool=5.0)
@@ -47,7 +55,7 @@ def random_bytes(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n) if n else b""
 
 
-__all__ = ["catalog_rows", "kill_at_work", "make_remote", "mirror_of", "push_at_once", "random_bytes", "record_run"]
+__all__ = ["FAULTS", "catalog_rows", "kill_at_work", "make_remote", "mirror_of", "push_at_once", "random_bytes", "record_run"]
 
 
 def populate(ml: DerivaML) -> dict:

@@ -8,7 +8,7 @@ what a pull with no fault leaves.
 from __future__ import annotations
 
 import pytest
-from syncsupport import make_remote, mirror_of, populate
+from syncsupport import FAULTS, make_remote, mirror_of, populate
 
 from satchel import DerivaML
 from satchel.testing import DerivaServer, FaultProxy
@@ -20,12 +20,6 @@ TARGETS = {
     "bytes": ("GET", "/hatrac/"),
 }
 
-FAULTS = {
-    "lost-response": lambda proxy, m, p: proxy.lose_response(method=m, path_contains=p),
-    "reset": lambda proxy, m, p: proxy.reset_after(10, method=m, path_contains=p),
-    "503-burst": lambda proxy, m, p: proxy.fail(503, times=3, method=m, path_contains=p),
-    "500": lambda proxy, m, p: proxy.fail(500, times=1, method=m, path_contains=p),
-}
 TABLES = ["Model", "Image", "Execution_Metadata"]
 
 

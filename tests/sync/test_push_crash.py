@@ -92,6 +92,16 @@ def test_killed_at_random_moments(deriva_server, remote, tmp_path):
     check_catalog(remote, deriva_server, outputs)
 
 
+def _check_the_one_model(server, tmp_path: Path, data: bytes) -> None:
+    """The catalog holds one Model row, whose object has one version, holding ``data``."""
+    with make_remote(server.url, server.token) as remote:
+        (row,) = catalog_rows(remote, "Model")
+        assert len(server.app.hatrac.versions[row["URL"]]) == 1
+        got = tmp_path / "got"
+        remote.hatrac.download(row["URL"], got, md5=hashlib.md5(data).hexdigest())
+        assert got.read_bytes() == data
+
+
 def test_chunked_upload_resumes_without_resending_acknowledged_chunks(deriva_server, tmp_path):
     store = tmp_path / "store"
     data = random_bytes(10 * 32 * KiB + 5, 9)  # 11 chunks of 32 KiB
@@ -105,11 +115,7 @@ def test_chunked_upload_resumes_without_resending_acknowledged_chunks(deriva_ser
     assert done.returncode == 0, done.stderr
     total = deriva_server.stats.bytes_received("PUT", "hatrac.chunk")
     assert total - len(data) <= 32 * KiB, f"sent {total} bytes in chunks for a {len(data)}-byte file"
-    with make_remote(deriva_server.url, deriva_server.token) as remote:
-        (row,) = catalog_rows(remote, "Model")
-        got = tmp_path / "got"
-        remote.hatrac.download(row["URL"], got, md5=hashlib.md5(data).hexdigest())
-        assert got.read_bytes() == data
+    _check_the_one_model(deriva_server, tmp_path, data)
 
 
 def test_a_job_created_but_never_recorded_is_used_not_left_behind(deriva_server, tmp_path):
@@ -125,12 +131,7 @@ def test_a_job_created_but_never_recorded_is_used_not_left_behind(deriva_server,
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
     assert deriva_server.app.hatrac.jobs == {}, "no job left open on the server"
     assert deriva_server.stats.requests("POST", "hatrac.job") == 2, "one job created, one finalized"
-    with make_remote(deriva_server.url, deriva_server.token) as remote:
-        (row,) = catalog_rows(remote, "Model")
-        assert len(deriva_server.app.hatrac.versions[row["URL"]]) == 1
-        got = tmp_path / "got"
-        remote.hatrac.download(row["URL"], got, md5=hashlib.md5(data).hexdigest())
-        assert got.read_bytes() == data
+    _check_the_one_model(deriva_server, tmp_path, data)
 
 
 def test_an_adopted_workflow_row_removed_meanwhile_is_sent_again(deriva_server, remote, tmp_path):

@@ -10,7 +10,7 @@ push would have written.
 from __future__ import annotations
 
 import pytest
-from syncsupport import check_catalog, make_remote, populate
+from syncsupport import FAULTS, check_catalog, make_remote, populate
 
 #: (method, a fragment of the path) for each step's requests
 TARGETS = {
@@ -29,12 +29,6 @@ TARGETS = {
     "read-back": ("GET", "/attribute/"),
 }
 
-FAULTS = {
-    "lost-response": lambda proxy, m, p: proxy.lose_response(method=m, path_contains=p),
-    "reset": lambda proxy, m, p: proxy.reset_after(10, method=m, path_contains=p),
-    "503-burst": lambda proxy, m, p: proxy.fail(503, times=3, method=m, path_contains=p),
-    "500": lambda proxy, m, p: proxy.fail(500, times=1, method=m, path_contains=p),
-}
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))

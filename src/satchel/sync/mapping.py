@@ -96,7 +96,7 @@ class CatalogMap:
         return out
 
 
-def record_model(engine: Any, model: CatalogModel) -> None:
+def record_model(engine: Any, catalog_map: CatalogMap) -> None:
     """Remember the catalog's asset tables: from now on, table names are checked offline against them."""
     from sqlalchemy import select, update
 
@@ -107,7 +107,7 @@ def record_model(engine: Any, model: CatalogModel) -> None:
 
     standard = ("URL", "Filename", "Length", "MD5", "Description")
     with write_transaction(engine) as conn:
-        for t in (target.table for target in CatalogMap(model).asset_targets()):
+        for t in (target.table for target in catalog_map.asset_targets()):
             cols = [c.name for c in t.user_columns if c.name not in standard]
             if conn.execute(select(AssetTableDef.name).where(AssetTableDef.name == t.name)).scalar() is None:
                 conn.execute(AssetTableDef.__table__.insert().values(

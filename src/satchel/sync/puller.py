@@ -73,7 +73,7 @@ class Puller:
     def run(self, *, metadata: bool = True, assets: Sequence[str] = (), tables: Sequence[str] = (),
             executions: Sequence[str] = ()) -> SyncResult:
         self.map = CatalogMap(self.catalog.model())
-        record_model(self.engine, self.map.model)
+        record_model(self.engine, self.map)
         if metadata:
             for vocab in VOCABULARIES:
                 table = self.map.vocabulary(vocab)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -92,7 +92,7 @@ class Pusher:
         if not self.leases:
             log.info("%s has no RID leases: rows are matched by natural keys and markers", self.remote)
         self.map = CatalogMap(self.catalog.model())
-        record_model(self.engine, self.map.model)
+        record_model(self.engine, self.map)
         for step in ("terms", "workflows", "executions", "objects", "assets", "tags", "links", "updates", "status"):
             getattr(self, f"_push_{step}")()
             crash_point(f"push.after_{step}")
@@ -332,7 +332,7 @@ class Pusher:
         this push inserted (else the RID reserved by an earlier push that may have died
         after its insert).
         """
-        ours = dict(ours or {})
+        ours = ours or {}
         settled: dict[int, str] = {}
         for column, attr in (("Checksum", "checksum"), ("URL", "url")):
             # a workflow is its checksum when it has one, else its URL (as find_workflow matches locally);
@@ -354,11 +354,9 @@ class Pusher:
                 present = {f["RID"] for f in found[key]}
                 for r in group:
                     mine = ours.get(r.id) or (r.remote_rid if self.leases else None)
-                    if mine in present and mine != first and not self._delete_own_workflow(table, mine):
-                        first_for_r = mine  # referenced meanwhile: it stays, and so do we
-                    else:
-                        first_for_r = first
-                    settled[r.id] = first_for_r
+                    lost = mine in present and mine != first
+                    # a losing row of ours that cannot be removed (referred to, or no right) stays ours
+                    settled[r.id] = mine if lost and not self._delete_own_workflow(table, mine) else first
         return settled
 
     def _delete_own_workflow(self, table: Table, rid: str) -> bool:
@@ -373,7 +371,7 @@ class Pusher:
             _reraise_unless_refused(exc)  # 409: something refers to it now; 403: no right to delete
             log.info("workflow %s is a duplicate that cannot be removed (%s); it is kept", rid, exc)
             return False
-        log.info("workflow %s was inserted by another machine at the same time; ours (%s) was removed", table, rid)
+        log.info("workflow %s: another machine inserted the same workflow first; ours was removed", rid)
         return True
 
     def _workflow_type_table(self) -> tuple[Table, str, str] | None:
@@ -406,10 +404,11 @@ class Pusher:
         for group in ([rows], [[r] for r in rows]):
             refused.clear()
             for part in group:
-                if not body(part):
+                rows_of_part = body(part)
+                if not rows_of_part:
                     continue
                 try:
-                    self.catalog.insert(table.schema, table.name, body(part), on_conflict_skip=True)
+                    self.catalog.insert(table.schema, table.name, rows_of_part, on_conflict_skip=True)
                 except errors.RemoteStatusError as exc:
                     _reraise_unless_refused(exc)
                     refused.update({r.id: str(exc) for r in part})
