@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 from unittest import mock
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import blake3
 import pytest
@@ -27,7 +27,7 @@ from satchel.cache import objects as cache_objects
 from satchel.cache.digest import Digest, Hasher, digest_bytes
 from satchel.cache.objects import ObjectCache
 from satchel.config import AssetSpec, DatasetSpec, ExecutionConfiguration, Workflow
-from satchel.execution import hatrac_url
+from satchel.execution import MAX_LEAF, hatrac_url
 from satchel.ml import safe_filename
 
 HEX = "0123456789abcdef"
@@ -244,7 +244,7 @@ HATRAC_SAFE = re.compile(r"^[-._~A-Za-z0-9/%]*$")
 PERCENT = re.compile(r"%(?![0-9A-F]{2})")
 
 
-@given(st.text(min_size=1, max_size=30), hex_strings(32), st.text(min_size=1, max_size=60))
+@given(st.text(min_size=1, max_size=30), hex_strings(32), st.text(min_size=1, max_size=300))
 def test_hatrac_url_is_safe_and_names_the_object(table, md5, filename):
     url = hatrac_url(table, md5, filename)
     assert HATRAC_SAFE.match(url), url
@@ -252,12 +252,25 @@ def test_hatrac_url_is_safe_and_names_the_object(table, md5, filename):
     segments = url.split("/")
     assert segments[:2] == ["", "hatrac"] and len(segments) == 4
     assert unquote(segments[2]) == table
-    assert unquote(segments[3]) == f"{md5}.{filename}"
+    # Hatrac stores a version as "<last component>:<26-character id>", a file name of at most 255 bytes
+    assert len(segments[3]) <= MAX_LEAF and len(segments[3]) + 27 <= 255
+    whole = quote(f"{md5}.{filename}", safe="")
+    if len(whole) <= MAX_LEAF:
+        assert unquote(segments[3]) == f"{md5}.{filename}"
+    else:
+        assert unquote(segments[3]).startswith(f"{md5}.") and "~" in segments[3]
 
 
-@given(st.text(min_size=1, max_size=30), hex_strings(32), st.text(min_size=1, max_size=30), st.text(min_size=1, max_size=30))
+@given(st.text(min_size=1, max_size=30), hex_strings(32), st.text(min_size=1, max_size=300),
+       st.text(min_size=1, max_size=300))
 def test_hatrac_urls_differ_when_filenames_differ(table, md5, f1, f2):
     assert (hatrac_url(table, md5, f1) == hatrac_url(table, md5, f2)) == (f1 == f2)
+
+
+def test_a_file_name_too_long_for_hatrac_keeps_its_start_and_extension():
+    name = "ζ" * 120 + ".nii.gz"
+    leaf = hatrac_url("Image", "0" * 32, name).rsplit("/", 1)[-1]
+    assert len(leaf) <= MAX_LEAF and leaf.endswith(".gz") and unquote(leaf).startswith("0" * 32 + ".ζζζ")
 
 
 # --- catalog file names made safe -------------------------------------------------------------------

@@ -26,6 +26,7 @@ on is here, and every message names the thing, the reason and the fix.
     ├── RemoteError                    talking to ERMrest / Hatrac
     │   ├── TransportError             connect, timeout, reset: no HTTP answer
     │   ├── ProtocolError              an answer that breaks the protocol
+    │   ├── RequestTooLong             a request longer than DERIVA's web servers accept (not sent)
     │   └── RemoteStatusError          an HTTP answer with an error status
     │       ├── AuthenticationError    401: no or bad credentials
     │       ├── PermissionDenied       403
@@ -142,6 +143,15 @@ class TransportError(RemoteError):
 
 class ProtocolError(RemoteError):
     """The server answered, but not in a way the protocol allows."""
+
+
+class RequestTooLong(RemoteError):
+    """A request satchel was about to send is longer than DERIVA's web servers accept; it was not sent."""
+
+    def __init__(self, message: str, *, length: int, limit: int, method: str | None = None, url: str | None = None):
+        super().__init__(message, method=method, url=url)
+        self.length = length
+        self.limit = limit
 
 
 class RemoteStatusError(RemoteError):

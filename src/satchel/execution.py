@@ -7,6 +7,7 @@ or wrote; the sync engine tells the catalog later.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -57,8 +58,47 @@ _INSERT_REGISTRATION = (
 
 
 def hatrac_url(table: str, md5: str, filename: str) -> str:
-    """The MD5-keyed object name deriva-ml uses: ``/hatrac/<Table>/<md5>.<filename>``, percent-encoded."""
-    return f"/hatrac/{_quoted(table)}/{md5}.{_quoted(filename)}"
+    """The MD5-keyed object name deriva-ml uses: ``/hatrac/<Table>/<md5>.<filename>``, percent-encoded.
+
+    A file name too long for Hatrac's storage is shortened (:func:`leaf_name`); the asset's
+    ``Filename`` keeps it whole.
+    """
+    return f"/hatrac/{_quoted(table)}/{leaf_name(md5 + '.', filename)}"
+
+
+#: Hatrac's filesystem backend keeps each version as the file ``<last name component>:<version>`` (a
+#: 26-character version id) in its namespace's directory, so that component, as sent (percent-encoded),
+#: may have at most 255 - 27 characters; a longer one gets 500 ``[Errno 36] File name too long`` and
+#: leaves the name behind without content (measured on Hatrac 1.3, docs/remote.md)
+MAX_LEAF = 228
+
+
+def leaf_name(prefix: str, filename: str) -> str:
+    """``prefix`` then ``filename``, percent-encoded, as a last name component that fits :data:`MAX_LEAF`.
+
+    A filename too long for it keeps the start of its stem and its extension, with ``~`` and 8 hex
+    digits of the whole name's SHA-256 between them, so that distinct names stay distinct.
+    """
+    head = _quoted(prefix)
+    whole = head + _quoted(filename)
+    if len(whole) <= MAX_LEAF:
+        return whole
+    stem, ext = os.path.splitext(filename)
+    tag = "~" + hashlib.sha256(filename.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    tail = quote(ext, safe="")
+    room = MAX_LEAF - len(head) - len(tag) - len(tail)
+    if room < 0:  # an extension longer than the room: it goes too
+        tail, room = "", room + len(tail)
+    if room < 0:
+        raise ValueError(f"a name prefix of {len(head)} characters leaves no room in {MAX_LEAF}")
+    kept: list[str] = []
+    for ch in stem:
+        piece = quote(ch, safe="")
+        if len(piece) > room:
+            break
+        kept.append(piece)
+        room -= len(piece)
+    return head + "".join(kept) + tag + tail
 
 
 #: characters ``quote(..., safe='')`` leaves as they are

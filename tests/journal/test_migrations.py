@@ -134,3 +134,30 @@ def test_migrations_can_run_by_hand_with_alembic(tmp_path: Path):
 
 def test_latest_constant_is_the_head_of_migrations():
     assert migrate.LATEST == migrate.script_directory().get_current_head()
+
+
+def test_unsent_assets_with_names_hatrac_cannot_store_get_shorter_ones(tmp_path: Path):
+    """0008: an object name whose last component passes 228 characters fails every push with 500."""
+    path = tmp_path / "journal.db"
+    upgrade_to(path, "0007_compact_journal")
+    names = {"L_A_1": "scan " + "x" * 240 + ".tiff", "L_A_2": "scan " + "x" * 241 + ".tiff",
+             "L_A_3": "scan " + "x" * 242 + ".tiff", "L_A_4": "b.png"}
+    states = {"L_A_1": ("local", None), "L_A_2": ("failed", None), "L_A_3": ("synced", "/hatrac/Image/x:V1"),
+              "L_A_4": ("local", None)}
+    before = {rid: f"/hatrac/Image/{'a' * 32}.{name.replace(' ', '%20')}" for rid, name in names.items()}
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO store_info (key, value) VALUES ('store_id', 'A'), ('rid_serial', '4')")
+        for rid, name in names.items():
+            conn.execute(
+                "INSERT INTO assets (rid, asset_table, filename, length, md5, url, asset_metadata, created_at, origin,"
+                " sync_state, object_url) VALUES (?, 'Image', ?, 1, ?, ?, '{}', '2026-12-01', 'local', ?, ?)",
+                (rid, name, "a" * 32, before[rid], *states[rid]))
+    with DerivaML("example.org", "1", working_dir=tmp_path):
+        pass
+    with sqlite3.connect(path) as conn:
+        urls = dict(conn.execute("SELECT rid, url FROM assets"))
+    assert urls["L_A_3"] == before["L_A_3"] and urls["L_A_4"] == before["L_A_4"], "sent, or short enough: kept"
+    for rid in ("L_A_1", "L_A_2"):
+        leaf = urls[rid].rsplit("/", 1)[-1]
+        assert len(leaf) <= 228 and leaf.startswith("a" * 32 + ".scan%20xxx") and leaf.endswith(".tiff")
+    assert urls["L_A_1"] != urls["L_A_2"], "distinct names stay distinct"

@@ -66,3 +66,18 @@ def test_status_mapping(status, cls):
 
 def test_safe_url():
     assert boundary.safe_url("https://me:pw@host:8443/p?a=1&password=x") == "https://host:8443/p?a=1&password=REDACTED"
+
+
+APACHE_404 = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">\n'
+              "<html><head>\n<title>404 Not Found</title>\n</head><body>\n<h1>Not Found</h1>\n"
+              "<p>The requested URL was not found on this server.</p>\n</body></html>\n")
+
+
+def test_the_web_servers_404_page_is_not_a_services_not_found():
+    """Apache's own 404 (a path it cannot stat) must never read as "absent" or "already deleted"."""
+    page = httpx.Response(404, headers={"Content-Type": "text/html; charset=iso-8859-1"}, text=APACHE_404)
+    err = boundary.status_error(page, "DELETE", "http://h/ermrest/catalog/1/entity/S:T/RID=1")
+    assert type(err) is errors.RemoteStatusError and err.status == 404
+    assert "refused the request before the service saw it" in str(err) and "too long" in str(err)
+    service = httpx.Response(404, headers={"Content-Type": "text/plain"}, text="Resource /hatrac/x not found.\n")
+    assert isinstance(boundary.status_error(service, "HEAD", "http://h/hatrac/x"), errors.NotFound)

@@ -12,13 +12,14 @@ MiB = 1024 * 1024
 
 
 def test_concurrent_clients(deriva_server, remote_factory, tmp_path):
+    """Writes that overlap in one catalog abort each other (503, as on ERMrest): keyed inserts are retried."""
     failures = []
 
     def work(n):
         try:
             with remote_factory(deriva_server.url, deriva_server.token) as r:
                 rows = [{"URL": f"/u/{n}/{i}", "Length": i, "MD5": f"{n:016x}{i:016x}"} for i in range(20)]
-                r.catalog.insert("test-schema", "Image", rows, max_rows=5)
+                r.catalog.insert("test-schema", "Image", rows, max_rows=5, on_conflict_skip=True)
                 src = tmp_path / f"f{n}.bin"
                 src.write_bytes(os.urandom(20_000 + n))
                 r.hatrac.upload(f"/hatrac/Image/f{n}.bin", src)

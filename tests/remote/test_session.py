@@ -60,3 +60,30 @@ def test_pool_is_bounded_and_urls_validated():
         assert s.client._transport._pool._max_connections == 3
     with pytest.raises(ValueError):
         RemoteSession("ftp://example.org", credential=None)
+
+
+def test_a_request_longer_than_servers_accept_is_refused_before_it_is_sent(deriva_server, remote):
+    """Apache would answer its own 404 or 414; the session refuses it locally, and never retries it."""
+    deriva_server.stats.reset()
+    long_rid = "A" * 3100
+    with pytest.raises(errors.RequestTooLong, match="is not sent: its path has") as caught:
+        remote.session.call("GET", f"/ermrest/catalog/1/entity/deriva-ml:Execution/RID={long_rid}", idempotent=True)
+    assert caught.value.length > caught.value.limit
+    with pytest.raises(errors.RequestTooLong, match="its target has"):
+        remote.session.call("GET", "/ermrest/catalog/1/entity/deriva-ml:Execution", idempotent=True,
+                            params={"x": "q" * 7000})
+    assert deriva_server.stats.requests() == 0
+
+
+def test_lookups_and_deletes_of_thousands_of_keys_fit_every_request(deriva_server, remote):
+    """The request that failed a 3,000-asset push on a real server: RID=any(...) of every asset."""
+    rows = [{"URL": f"/hatrac/Image/{n:032x}.image%20{n}.png", "Length": n, "MD5": f"{n:032x}"} for n in range(3000)]
+    stored = remote.catalog.insert("test-schema", "Image", rows, on_conflict_skip=True)
+    rids = [r["RID"] for r in stored]
+    found = remote.catalog.lookup("test-schema", "Image", "RID", rids, columns=("RID",))
+    assert len(found) == 3000
+    assert len(remote.catalog.lookup("test-schema", "Image", "URL", [r["URL"] for r in rows])) == 3000
+    remote.catalog.delete_rids("test-schema", "Image", rids)
+    assert remote.catalog.count("test-schema", "Image") == 0
+    refused = [entry for entry in deriva_server.log if entry[2] in (404, 414)]
+    assert refused == [], refused[:1]

@@ -58,24 +58,27 @@ def random_bytes(n: int, seed: int) -> bytes:
 __all__ = ["FAULTS", "catalog_rows", "kill_at_work", "make_remote", "mirror_of", "push_at_once", "random_bytes", "record_run"]
 
 
-def populate(ml: DerivaML) -> dict:
-    """Two executions: outputs in two tables, one chunked file, tags, an input link, an edited description."""
+def populate(ml: DerivaML, salt: int = 0) -> dict:
+    """Two executions: outputs in two tables, one chunked file, tags, an input link, an edited description.
+
+    ``salt`` makes the bytes new (a real server keeps every object an earlier run sent)."""
     ml.add_term("Asset_Type", "Weights", description="weights")
     outputs = {
-        "big.bin": ("Model", random_bytes(200 * KiB + 123, 1), ["Weights"]),
-        "small.bin": ("Model", random_bytes(3000, 2), ["Model_File"]),
-        "a.png": ("Image", random_bytes(100, 3), []),
-        "b.png": ("Image", random_bytes(0, 4), []),
+        "big.bin": ("Model", random_bytes(200 * KiB + 123, 1 + salt), ["Weights"]),
+        "small.bin": ("Model", random_bytes(3000, 2 + salt), ["Model_File"]),
+        "a.png": ("Image", random_bytes(100, 3 + salt), []),
+        "b.png": ("Image", random_bytes(0, 4 + salt), []),
     }
     _, rids = record_run(ml, outputs)
-    reader, _ = record_run(ml, {"eval.txt": ("Execution_Metadata", b"accuracy 0.9", ["Metrics_File"])},
+    metrics = b"accuracy 0.9" + (f" run {salt}".encode() if salt else b"")
+    reader, _ = record_run(ml, {"eval.txt": ("Execution_Metadata", metrics, ["Metrics_File"])},
                            inputs=[rids["small.bin"]])
     ml.update_asset(rids["small.bin"], description="edited offline")
     return {name: (table, data) for name, (table, data, _) in outputs.items()}
 
 
-def check_catalog(remote, server, outputs: dict) -> None:
-    """Exactly the expected rows and objects, each once."""
+def check_catalog(remote, outputs: dict) -> None:
+    """Exactly the expected rows and objects, each once (object versions as Hatrac lists them)."""
     for table in ("Model", "Image"):
         rows = catalog_rows(remote, table)
         expected = {n: d for n, (t, d) in outputs.items() if t == table}
@@ -85,7 +88,7 @@ def check_catalog(remote, server, outputs: dict) -> None:
             md5 = hashlib.md5(data).hexdigest()
             assert (r["Length"], r["MD5"]) == (len(data), md5)
             assert r["URL"] == f"/hatrac/{table}/{md5}.{r['Filename']}"
-            versions = [v for v in server.app.hatrac.versions.get(r["URL"], []) if not v.get("deleted")]
+            versions = remote.hatrac.versions(r["URL"])
             assert len(versions) == 1, f"{r['URL']} has {len(versions)} versions"
     (meta,) = remote.catalog.get("deriva-ml", "Execution_Metadata")
     assert meta["Filename"] == "eval.txt"

@@ -70,7 +70,7 @@ def test_killed_at_a_step_boundary_then_completed(point, deriva_server, remote, 
     assert crashed.returncode == -9, f"{point} was never reached: {crashed.stdout}{crashed.stderr}"
     done = run_push(store, deriva_server, {})
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
-    check_catalog(remote, deriva_server, outputs)
+    check_catalog(remote, outputs)
     with DerivaML("localhost", "1", working_dir=store) as ml:
         assert ml.sync_plan().empty
         assert ml.push(remote=remote, **SMALL_CHUNKS).bytes_sent == 0
@@ -89,7 +89,7 @@ def test_killed_at_random_moments(deriva_server, remote, tmp_path):
     assert interrupted >= 3, f"only {interrupted} of 6 kills landed while the push was at work"
     done = run_push(store, deriva_server, {})
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
-    check_catalog(remote, deriva_server, outputs)
+    check_catalog(remote, outputs)
 
 
 def _check_the_one_model(server, tmp_path: Path, data: bytes) -> None:

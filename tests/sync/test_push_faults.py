@@ -47,4 +47,4 @@ def test_fault_at_every_step_gives_the_same_catalog(fault, target, deriva_server
         assert results[-1].ok, [r.failed for r in results]
     assert fault_proxy.pending() == 0, "the fault was never triggered: the target does not match a request"
     with make_remote(deriva_server.url, deriva_server.token) as direct:
-        check_catalog(direct, deriva_server, outputs)
+        check_catalog(direct, outputs)

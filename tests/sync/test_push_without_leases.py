@@ -41,7 +41,7 @@ def test_push_without_leases_lands_everything_once(old_server, tmp_path):
         result = ml.push(remote=remote, chunked_threshold=64 * 1024, chunk_size=32 * 1024)
         assert result.ok, result.failed
         assert "rid_pool" not in result.done, "no leases to pool"
-        check_catalog(remote, old_server, outputs)
+        check_catalog(remote, outputs)
         no_markers_left(remote)
         assert ml.push(remote=remote).bytes_sent == 0 and ml.sync_plan().empty
 
@@ -74,7 +74,7 @@ def test_crash_without_leases_then_complete(point, old_server, tmp_path):
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert "OK" in done.stdout, done.stdout + done.stderr
     with make_remote(old_server.url, old_server.token) as remote:
-        check_catalog(remote, old_server, outputs)
+        check_catalog(remote, outputs)
         no_markers_left(remote)
 
 
@@ -90,5 +90,5 @@ def test_lost_responses_without_leases(fragment, old_server, tmp_path):
                     break
         assert proxy.pending() == 0
     with make_remote(old_server.url, old_server.token) as remote:
-        check_catalog(remote, old_server, outputs)
+        check_catalog(remote, outputs)
         no_markers_left(remote)

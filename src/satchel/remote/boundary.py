@@ -108,10 +108,24 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
+def _shortened(url: str, keep: int = 160) -> str:
+    """A URL for a message: a long ``any()`` list is cut in the middle (the error keeps it whole)."""
+    return url if len(url) <= 2 * keep else f"{url[:keep]}...({len(url) - 2 * keep} characters)...{url[-keep:]}"
+
+
+def _from_front_end(response: httpx.Response) -> bool:
+    """An HTML error page: ERMrest and Hatrac answer errors in text/plain unless asked for HTML (we never
+    are), so this came from the web server in front of them (Apache's 404 for a path it cannot stat, its 414)."""
+    return response.headers.get("Content-Type", "").startswith("text/html")
+
+
 def status_error(response: httpx.Response, method: str, url: object) -> errors.RemoteStatusError:
     """The satchel error for an HTTP error status (the body must already be read)."""
     status = response.status_code
     cls = _STATUS_CLASSES.get(status, errors.RemoteStatusError)
+    front_end = _from_front_end(response)
+    if front_end and status == 404:
+        cls = errors.RemoteStatusError  # the web server's page, not the service's "absent": never NotFound
     where = safe_url(url)
     try:
         body = response.text
@@ -119,11 +133,14 @@ def status_error(response: httpx.Response, method: str, url: object) -> errors.R
         body = ""
     detail = " ".join(body.split())[:500]
     reason = response.reason_phrase or ""
-    message = f"{method} {where} answered {status} {reason}".rstrip()
+    message = f"{method} {_shortened(where)} answered {status} {reason}".rstrip()
     if detail:
         message += f": {detail}"
     if status == 401:
         message += " (check the token or cookie: see docs/remote.md, 'Credentials')"
+    elif front_end and status in (404, 414):
+        message += (" (the web server in front of ERMrest/Hatrac refused the request before the service saw it;"
+                    " its URL is probably too long: see docs/remote.md, 'How long a request may be')")
     error = cls(message, method=method, url=where, status=status, body=body)
     error.retry_after = retry_after(response)  # type: ignore[attr-defined]
     return error

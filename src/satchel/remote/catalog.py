@@ -133,16 +133,15 @@ class CatalogClient:
 
     def lookup(self, schema: str, table: str, column: str, values: Iterable[Any],
                columns: Sequence[str] | None = None) -> list[dict]:
-        """Rows whose ``column`` is any of ``values``, in as few requests as the URL limit allows."""
+        """Rows whose ``column`` is any of ``values``, in as few requests as :data:`urls.MAX_PATH` allows."""
         values = list(dict.fromkeys(values))
         if not values:
             return []
         api = "attribute" if columns else "entity"
         head = f"{self.base}/{api}/{urls.table_path(schema, table)}/"
         tail = "/" + ",".join(urls.q(c) for c in columns) if columns else ""
-        budget = urls.MAX_URL - len(self.session.url) - len(head) - len(tail) - len("?limit=none")
         out: list[dict] = []
-        for chunk in urls.split_any(column, values, budget):
+        for chunk in urls.split_any(column, values, around=head + tail):
             out += self.session.json("GET", head + urls.any_of(column, chunk) + tail, idempotent=True,
                                      params={"limit": "none"})
         return out
@@ -154,8 +153,11 @@ class CatalogClient:
                max_rows: int = MAX_BATCH_ROWS, max_bytes: int = MAX_BATCH_BYTES) -> list[dict]:
         """Insert ``rows`` in batches; returns the rows the server stored (skipped ones are absent).
 
-        Only ``on_conflict_skip`` inserts are retried: a plain insert whose answer
-        was lost is not repeated (look the rows up to learn the outcome).
+        Retried only when a repeat cannot duplicate a row: ``on_conflict_skip``
+        inserts, and inserts of client-chosen RIDs (``nondefaults`` with ``RID``),
+        whose replay after a lost answer is refused (403 for a consumed lease, 409
+        for a taken RID) rather than stored twice: look the rows up to settle it.
+        A plain insert whose answer was lost is not repeated.
         """
         nondefaults = list(dict.fromkeys(nondefaults))
         default_cols = list(dict.fromkeys([*defaults, *(c for c in SYSTEM_COLUMNS if c not in nondefaults)]))
@@ -169,7 +171,7 @@ class CatalogClient:
         out: list[dict] = []
         for batch in _batches(rows, max_rows, max_bytes):
             body = batch.encode()
-            out += self.session.json("POST", path, idempotent=on_conflict_skip, content=body,
+            out += self.session.json("POST", path, idempotent=on_conflict_skip or "RID" in nondefaults, content=body,
                                      headers={"Content-Type": "application/json"})
         return out
 
@@ -209,8 +211,7 @@ class CatalogClient:
     def delete_rids(self, schema: str, table: str, rids: Iterable[str]) -> None:
         """Delete rows by RID; RIDs already gone are fine."""
         head = f"{self.base}/entity/{urls.table_path(schema, table)}/"
-        budget = urls.MAX_URL - len(self.session.url) - len(head)
-        for chunk in urls.split_any("RID", list(rids), budget):
+        for chunk in urls.split_any("RID", list(rids), around=head):
             self.delete(schema, table, urls.any_of("RID", chunk))
 
     # --- RID leases -------------------------------------------------------------------

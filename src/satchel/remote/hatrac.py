@@ -396,6 +396,38 @@ class HatracClient:
             raise
         return response.headers.get("Location") or response.text.strip()
 
+    def versions(self, path: str) -> list[str]:
+        """``GET obj;versions``: the versioned URLs of the object, newest first."""
+        self._check(path)
+        return list(self.session.json("GET", f"{path};versions", idempotent=True,
+                                      headers={**IDENTITY, "Accept": "application/json"}))
+
+    def keep_first(self, version_url: str, md5: str) -> str:
+        """After finalizing ``version_url``: the oldest version with the same bytes, ours dropped if it is not.
+
+        Finalize cannot be made conditional (``If-None-Match`` on it always gets 412), so two uploads
+        of the same bytes that each looked before finalizing may both finalize. Each then keeps the
+        oldest version holding those bytes and deletes its own if it is a later one: the object ends
+        with one version of them, whatever the order.
+        """
+        path = unversioned(version_url)
+        try:
+            listed = self.versions(path)
+        except errors.RemoteStatusError:
+            return version_url  # no listing here: ours stands
+        if version_url not in listed:
+            return version_url
+        b64 = md5_base64(md5)
+        for older in reversed(listed[listed.index(version_url) + 1:]):  # oldest first
+            info = self.head(older)
+            if info is not None and info.md5 == b64:
+                try:
+                    self.session.call("DELETE", version_url, idempotent=True, expect=(204, 200))
+                except errors.NotFound:
+                    pass
+                return info.url
+        return version_url
+
     def cancel(self, job: UploadJob) -> None:
         """Abandon the job; a job already gone is fine."""
         try:
@@ -441,4 +473,4 @@ class HatracClient:
         if current is not None and current.md5 == b64:
             self.cancel(job)
             return current.url
-        return self.finalize(job)
+        return self.keep_first(self.finalize(job), b64)

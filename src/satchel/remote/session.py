@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from satchel import errors
-from satchel.remote import boundary
+from satchel.remote import boundary, urls
 from satchel.remote.auth import Credential, CredentialAuth, load_credential
 from satchel.remote.retry import RetryPolicy
 
@@ -118,6 +118,7 @@ class RemoteSession:
                 kwargs["timeout"] = timeout
             try:
                 request = self.client.build_request(method, url, **kwargs)
+                urls.check_target(method, request.url.raw_path.decode("ascii"))
                 response = self.client.send(request, stream=True)
                 try:
                     if response.status_code not in expected:

@@ -154,7 +154,8 @@ class ObjectSender:
         if current is not None and current.md5 == b64:  # someone else finished the same bytes meanwhile
             self.hatrac.cancel(job)
             return current.url, sent
-        return self.hatrac.finalize(job), sent
+        # another push may have finalized the same bytes since that HEAD: one version is kept
+        return self.hatrac.keep_first(self.hatrac.finalize(job), b64), sent
 
     def _send_chunks(self, item: ObjectToSend, job: UploadJob, path: Path) -> int:
         """The chunks the job lacks, each recorded once acknowledged; the bytes sent."""

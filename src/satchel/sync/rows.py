@@ -51,10 +51,13 @@ def insert_exactly_once(
     # 2. insert the rest; any outcome is then checked by reading
     _insert(catalog, table, todo, natural_key, out)
     crash_point(f"rows.{name}.after_insert")
-    remaining = [r for r in todo if r.key not in out.refused]
-    if remaining:
-        for row in catalog.lookup(schema, name, "RID", [r.rid for r in remaining], columns=("RID",)):
+    # refused rows are asked too: a replay of our own insert (the session retries these) is refused
+    # although the first attempt stored the row
+    if todo:
+        for row in catalog.lookup(schema, name, "RID", [r.rid for r in todo], columns=("RID",)):
             out.present[by_rid[row["RID"]].key] = row["RID"]
+            out.refused.pop(by_rid[row["RID"]].key, None)
+    remaining = [r for r in todo if r.key not in out.refused]
     # 3. not there under our RID: the same thing may be there under its natural key. Refused rows are
     # asked too: a skipped insert still consumes its lease, so a retry after a lost answer gets 403
     missing = [r for r in todo if r.key not in out.present]

@@ -218,13 +218,25 @@ class Ermrest(Writes):
                 raise forbidden("modification to catalog at previous revision")
             with self.lock:
                 req.snapshot = cat.snapshot_time(rev)
+        arrived = time.monotonic() if req.method not in ("GET", "HEAD") else None
         with self.lock:
-            etag = self._etag(req, cat, rest)
-            self._preconditions(req, etag)
-            response = self._route(req, cat, rest)
-            if response.status < 300 or response.status == 304:
-                response.headers.append(("ETag", self._etag(req, cat, rest)))
-            return response
+            if arrived is None:
+                return self._answer(req, cat, rest)
+            cat.check_serializable(arrived)
+            started, before = time.monotonic(), cat.last_change
+            try:
+                return self._answer(req, cat, rest)
+            finally:
+                if cat.last_change != before:
+                    cat.committed(arrived, time.monotonic() - started)
+
+    def _answer(self, req: Request, cat: Catalog, rest: str) -> Response:
+        etag = self._etag(req, cat, rest)
+        self._preconditions(req, etag)
+        response = self._route(req, cat, rest)
+        if response.status < 300 or response.status == 304:
+            response.headers.append(("ETag", self._etag(req, cat, rest)))
+        return response
 
     def _route(self, req: Request, cat: Catalog, rest: str) -> Response:
         if rest == "":

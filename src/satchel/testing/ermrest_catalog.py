@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
+import time
 from typing import Callable
 
 from satchel.testing import rid as ridmod
@@ -58,6 +60,24 @@ class Catalog:
         self.tombstones: dict[str, dict] = {}
         #: every row change: (time, schema, table, RID, row or None when deleted)
         self.history: list[tuple[dt.datetime, str, str, str, dict | None]] = []
+        #: recent write transactions: (arrived, seconds they ran, committed at), monotonic clock
+        self.recent_writes: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=256)
+
+    def check_serializable(self, arrived: float) -> None:
+        """503 ``Transaction aborted.`` for a write that overlapped a write that committed first (§1.8).
+
+        On ERMrest every write updates the catalog's change bookkeeping, so of two write transactions
+        that overlap in time PostgreSQL aborts the later to commit, whatever tables they touch. Here
+        writes run one at a time; a write that arrived while another would still have been running on
+        a real server (which runs them side by side: its arrival plus its own run time is later than
+        ours), and that committed while we waited, would have made ours fail.
+        """
+        for other_arrived, ran, committed in self.recent_writes:
+            if committed > arrived and other_arrived + ran > arrived:
+                raise HTTPError(503, "The service is temporarily unavailable. Detail: Transaction aborted.")
+
+    def committed(self, arrived: float, ran: float) -> None:
+        self.recent_writes.append((arrived, ran, time.monotonic()))
 
     def next_rid(self) -> str:
         self.rid_seq += 1

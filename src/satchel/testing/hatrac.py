@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 import sqlalchemy as sa
 
 from satchel.testing import state as S
-from satchel.testing.hatrac_common import _DISPOSITION, b64, new_id, parse_hash
+from satchel.testing.hatrac_common import _DISPOSITION, b64, check_storable, new_id, parse_hash
 from satchel.testing.hatrac_jobs import UploadJobs
 from satchel.testing.httpd import BLOCK, HTTPError, Request, Response
 
@@ -209,6 +209,7 @@ class Hatrac(UploadJobs):
                     self._ensure_parents(req, path, parents, conn)
                     self.names[path] = {"kind": "object", "owner": req.client["id"], "burned": False}
                     self._save_name(conn, path)
+        check_storable(path, new_id())
         tmp, md5, size = self._receive(req, Path(self.state.objects_dir))
         try:
             if want_md5 is not None and md5 != want_md5:

@@ -10,10 +10,23 @@ import secrets
 from satchel.testing.httpd import HTTPError
 
 _DISPOSITION = re.compile(r"^filename[*]=UTF-8''[-_.~A-Za-z0-9%]+$")
+#: the filesystem backend keeps a version as the file ``<root><name after /hatrac>:<version>``
+STORAGE_ROOT = "/var/www/hatrac"
+NAME_MAX = 255  # bytes in one file name component (Linux)
 
 
 def new_id() -> str:
     return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def check_storable(path: str, version: str) -> None:
+    """Hatrac's filesystem backend fails (500) on a version whose file name has a component over NAME_MAX.
+
+    It fails only when it writes the version: the object's name was made first and stays, without content.
+    """
+    stored = f"{STORAGE_ROOT}{path[len('/hatrac'):]}:{version}"
+    if any(len(part.encode()) > NAME_MAX for part in stored.split("/")):
+        raise HTTPError(500, f"[Errno 36] File name too long: '{stored}'", {"Connection": "close"})
 
 
 def parse_hash(value: str | None, size: int, name: str) -> bytes | None:

@@ -15,7 +15,7 @@ import os
 import sqlalchemy as sa
 
 from satchel.testing import state as S
-from satchel.testing.hatrac_common import _DISPOSITION, b64, new_id, parse_hash
+from satchel.testing.hatrac_common import _DISPOSITION, b64, check_storable, new_id, parse_hash
 from satchel.testing.httpd import BLOCK, HTTPError, Request, Response
 
 
@@ -82,11 +82,13 @@ class UploadJobs:
             job = {"job": job_id, "path": path, "owner": req.client["id"], "chunk-length": chunk,
                    "content-length": total, "content-type": doc.get("content-type") or "application/octet-stream",
                    "content-md5": b64(md5), "content-sha256": b64(sha), "content-disposition": disposition}
-            with self.state.begin() as conn:
-                if node is None:
+            if node is None:
+                with self.state.begin() as conn:
                     self._ensure_parents(req, path, parents, conn)
                     self.names[path] = {"kind": "object", "owner": req.client["id"], "burned": False}
                     self._save_name(conn, path)
+            check_storable(path, job_id)  # the job's file is the version's (version id = job id)
+            with self.state.begin() as conn:
                 conn.execute(sa.insert(S.hatrac_jobs).values(
                     job=job_id, path=path, owner=job["owner"],
                     doc=json.dumps({k: v for k, v in job.items() if k not in ("job", "path", "owner")})))

@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from satchel.testing import apache
 from satchel.testing.authn import Authn
 from satchel.testing.ermrest import Ermrest
 from satchel.testing.hatrac import COMPRESSED_TYPES, DEFAULT_MAX_PAYLOAD, Hatrac
@@ -29,8 +30,6 @@ from satchel.testing.httpd import EmulatorHTTPServer, HTTPError, Request, Respon
 from satchel.testing.state import State
 
 ADMIN, WRITER, READER = "admin", "writer", "reader"
-#: Apache's request-line limit in front of real servers (§1.3): longer targets get 414
-MAX_REQUEST_TARGET = 8178
 
 
 def classify(method: str, path: str) -> str:
@@ -92,9 +91,9 @@ class Emulator:
         return response
 
     def _dispatch(self, req: Request) -> Response:
-        if len(_target(req)) > MAX_REQUEST_TARGET:
-            return Response(414, b"<html><body><h1>Request-URI Too Long</h1></body></html>",
-                            [("Content-Type", "text/html")])
+        refused = apache.refusal(req)
+        if refused is not None:
+            return refused
         with self.lock:
             for fault in self.injected:
                 if fault.times and (fault.method is None or fault.method == req.method) and (
