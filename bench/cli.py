@@ -40,10 +40,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     ap.add_argument("--profile", metavar="DIR", type=Path, help="also write a cProfile file per workload to DIR")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
+    ap.add_argument(
+        "--remote", metavar="real|URL",
+        help="run the sync workloads (push-small, push-large, resume) against a real ERMrest + Hatrac instead of "
+        "the emulator: 'real' is the server of ../shared/real-deriva on http://127.0.0.1 (logs in as test2, "
+        "provisions catalogs as test1); a URL needs --cookie",
+    )
+    ap.add_argument("--cookie", metavar="VALUE", help="with --remote URL: the pushing user's webauthn cookie")
+    ap.add_argument("--admin-cookie", metavar="VALUE",
+                    help="with --remote URL: a cookie that may create catalogs and top-level Hatrac namespaces "
+                    "(default: --cookie)")
+    ap.add_argument("--access-log", metavar="FILE", type=Path, default=Path("/var/log/apache2/access.log"),
+                    help="with --remote: Apache's access log, read for request counts (default %(default)s)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
+    if args.remote and args.remote != "real" and not args.cookie:
+        ap.error("--remote URL needs --cookie (or use --remote real for ../shared/real-deriva's server)")
+    if args.remote and not args.only:
+        args.only = list(REMOTE_WORKLOADS)
+    if args.remote and set(args.only) - set(REMOTE_WORKLOADS):
+        ap.error(f"--remote runs only {', '.join(REMOTE_WORKLOADS)}")
     return args
+
+
+#: the workloads that talk to a server, and so can run against a real one
+REMOTE_WORKLOADS = ("push-small", "push-large", "resume")
+
+
+def remote_server(args: argparse.Namespace):
+    """The real server of ``--remote``, logged in; None for the emulator."""
+    if not args.remote:
+        return None
+    from bench.workloads._real import RealServer
+
+    if args.remote == "real":
+        return RealServer.login("http://127.0.0.1", access_log=args.access_log)
+    return RealServer.with_cookies(args.remote.rstrip("/"), args.cookie, args.admin_cookie, access_log=args.access_log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+    remote = remote_server(args)
     doc = {
         "suite": "satchel bench (issue 5)",
+        "server": "the emulator (satchel.testing.DerivaServer), a fresh one per measurement" if remote is None
+        else f"a real ERMrest + Hatrac at {remote.url}, a fresh catalog per measurement, pushing as {remote.grant}",
         "format": 1,
         "started_at": utc_now(),
         "command": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
@@ -82,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             data = root / mod.NAME
             data.mkdir()
-            ctx = Context(data_dir=data, quick=args.quick, repeat=args.repeat, log=log)
+            ctx = Context(data_dir=data, quick=args.quick, repeat=args.repeat, log=log, remote=remote,
+                          salt=0 if remote is None else time.time_ns() % 1_000_000_007)
             start = time.perf_counter()
             try:
                 if args.profile:

@@ -230,6 +230,8 @@ class Context:
     quick: bool
     repeat: int
     log: Callable[[str], None]
+    remote: Any = None  # a bench.workloads._real.RealServer with --remote; the emulator otherwise
+    salt: int = 0  # added to payload seeds: a real server keeps what earlier runs sent, so bytes must be new
     _dirs: int = 0
 
     def fresh_dir(self, name: str) -> Path:

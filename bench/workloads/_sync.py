@@ -45,7 +45,72 @@ def emulator(ctx: Context, name: str, **options: Any) -> Iterator[Any]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@dataclass
+class Server:
+    """The server of one measurement: a fresh emulator, or a fresh catalog on a real server (``--remote``)."""
+
+    url: str
+    catalog_id: str
+    token: str
+    credential: str  # "bearer" or "cookie": how the token is sent
+    stats: Any  # .snapshot(): {(method, kind): (requests, request-body bytes)}
+    emulator: Any = None  # the DerivaServer, when it is one
+    real: Any = None  # the RealCatalog, when it is one
+    _cpu0: float = 0.0
+
+    def log(self) -> list[tuple[str, str, int]]:
+        """(method, target, status) of the requests received so far."""
+        if self.emulator is not None:
+            return list(self.emulator.log)
+        return [entry[:3] for entry in self.real.log.entries()]
+
+    def cpu(self) -> dict[str, float]:
+        """The server's CPU seconds since the measurement began, per part."""
+        if self.emulator is not None:
+            return {"emulator (benchmark process)": round(cpu_seconds() - self._cpu0, 2)}
+        return self.real.cpu_delta()
+
+    def object_size(self, path: str) -> int | None:
+        """The current size of a Hatrac object, or None."""
+        if self.emulator is not None:
+            current = self.emulator.app.hatrac.current(path)
+            return None if current is None else current["size"]
+        from satchel.remote import Credential, Remote
+
+        with Remote(self.url, self.catalog_id, credential=Credential.cookie(f"webauthn={self.token}")) as r:
+            info = r.hatrac.head(path)
+        return None if info is None else info.size
+
+    @property
+    def bodies_counted(self) -> bool:
+        """Whether ``stats`` counts request-body bytes (the emulator does; Apache's log does not)."""
+        return self.emulator is not None
+
+
+def server_note(ctx: Context) -> str:
+    if ctx.remote is None:
+        return "client in a subprocess, emulator in the benchmark process: one core each, timed inside the client"
+    return (f"client in a subprocess, timed inside it; server: {ctx.remote.url}, a fresh catalog per measurement; "
+            "request counts from Apache's access log, server CPU from /proc per part (info: cpu_seconds)")
+
+
+@contextlib.contextmanager
+def deriva_server(ctx: Context, name: str, **emulator_options: Any) -> Iterator[Server]:
+    """The server of one measurement: a fresh emulator, or with ``ctx.remote`` a fresh catalog there."""
+    if ctx.remote is None:
+        with emulator(ctx, name, **emulator_options) as server:
+            yield Server(server.url, server.catalog_id, server.token, "bearer", server.stats, emulator=server,
+                         _cpu0=cpu_seconds())
+        return
+    from bench.workloads._real import new_catalog
+
+    catalog = new_catalog(ctx.remote)
+    yield Server(catalog.url, catalog.catalog_id, ctx.remote.cookie, "cookie", catalog.log, real=catalog)
+
+
 TOKEN_VARIABLE = "SATCHEL_BENCH_TOKEN"
+CREDENTIAL_VARIABLE = "SATCHEL_BENCH_CREDENTIAL"  # bearer (the emulator) or cookie (a real server)
+CATALOG_VARIABLE = "SATCHEL_BENCH_CATALOG"
 
 
 @dataclass
@@ -57,12 +122,13 @@ class ClientRun:
     wait4_maxrss: int  # KiB → bytes; includes the parent's RSS at fork, see run_client
 
 
-def run_client(*args: str, token: str | None = None, env: dict[str, str] | None = None, check: bool = True,
-               timeout: float = 1800) -> ClientRun:
+def run_client(*args: str, server: Server | None = None, token: str | None = None, env: dict[str, str] | None = None,
+               check: bool = True, timeout: float = 1800) -> ClientRun:
     """Run ``python -m bench.workloads._client ARGS``: its JSON line, exit status and its own peak RSS.
 
-    ``token`` reaches the client in ``SATCHEL_BENCH_TOKEN``, not on its command line (where
-    ``ps`` shows it, and where a token starting with ``-`` would read as an option).
+    ``token`` (or ``server``'s, with its kind and catalog) reaches the client in
+    ``SATCHEL_BENCH_TOKEN``, not on its command line (where ``ps`` shows it, and where a token
+    starting with ``-`` would read as an option).
 
     The peak RSS is the ``VmHWM`` the client reports as it ends. (``ru_maxrss`` from ``wait4``
     is kept in ``wait4_maxrss``: on Linux it starts from the parent's RSS at the fork, because
@@ -71,6 +137,10 @@ def run_client(*args: str, token: str | None = None, env: dict[str, str] | None 
     environ = dict(os.environ)
     environ.pop("SATCHEL_CRASH_AT", None)
     environ.update(env or {})
+    if server is not None:
+        token = server.token
+        environ[CREDENTIAL_VARIABLE] = server.credential
+        environ[CATALOG_VARIABLE] = server.catalog_id
     if token is not None:
         environ[TOKEN_VARIABLE] = token
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -135,3 +205,11 @@ def capture_file(ctx: Context, src: Path, table: str) -> Path:
         ml.close()
     settle(store)
     return store
+
+
+def stamp(path: Path, nonce: int) -> None:
+    """Make the file's bytes new (its first 16 bytes from ``nonce``), in place: a fresh MD5, no rewrite."""
+    import hashlib
+
+    with open(path, "r+b") as f:
+        f.write(hashlib.md5(str(nonce).encode()).digest())

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 
 from bench.harness import Context, Figure, Series, Target, WorkloadResult, settle
-from bench.workloads._common import new_execution, open_store, payloads, write_tree
-from bench.workloads._sync import bytes_in, cpu_seconds, delta_json, emulator, requests, run_client, stats_delta
+from bench.workloads._common import SEED, new_execution, open_store, payloads, write_tree
+from bench.workloads._sync import bytes_in, delta_json, deriva_server, requests, run_client, server_note, stats_delta
 
 NAME = "push-small"
 NUMBER = 4
-TITLE = "push many small files to the emulator over loopback"
+TITLE = "push many small files to the server over loopback (the emulator, or --remote)"
 TABLE = "Execution_Asset"
 SCHEMA = "deriva-ml"
 TARGETS = [
@@ -58,15 +58,15 @@ def _store(ctx: Context, datas: list[bytes]):
     return store, types
 
 
-def _satchel(ctx: Context, store) -> dict:
-    with emulator(ctx, "emulator") as server:
-        before, c0 = server.stats.snapshot(), cpu_seconds()
-        run = run_client("push", str(store), server.url, token=server.token)
-        delta, server_cpu = stats_delta(before, server.stats.snapshot()), cpu_seconds() - c0
+def _satchel(ctx: Context, store, *options: str) -> dict:
+    with deriva_server(ctx, "emulator") as server:
+        before = server.stats.snapshot()
+        run = run_client("push", str(store), server.url, *options, server=server)
+        delta, server_cpu = stats_delta(before, server.stats.snapshot()), server.cpu()
     if not run.out["ok"]:
         raise RuntimeError(f"push failed: {run.out['failed']}")
     return {"seconds": run.out["seconds"], "delta": delta, "rss": run.max_rss_bytes, "result": run.out,
-            "cpu": {"client": run.out["cpu_seconds"], "emulator (whole client run)": server_cpu}}
+            "cpu": {"client": run.out["cpu_seconds"], "server (whole client run)": server_cpu}}
 
 
 def _manifest(ctx: Context, tree: list, types: dict):
@@ -78,19 +78,18 @@ def _manifest(ctx: Context, tree: list, types: dict):
     return manifest
 
 
-def _rawputs(ctx: Context, manifest) -> dict:
-    with emulator(ctx, "emulator-raw") as server:
-        c0 = cpu_seconds()
-        run = run_client("rawputs", server.url, str(manifest), "--threads", "4", token=server.token)
-        server_cpu = cpu_seconds() - c0
-    return {"seconds": run.out["seconds"], "cpu": {"client": run.out["cpu_seconds"], "emulator (whole client run)": server_cpu}}
+def _rawputs(ctx: Context, manifest, threads: int = 4) -> dict:
+    with deriva_server(ctx, "emulator-raw") as server:
+        run = run_client("rawputs", server.url, str(manifest), "--threads", str(threads), server=server)
+        server_cpu = server.cpu()
+    return {"seconds": run.out["seconds"], "cpu": {"client": run.out["cpu_seconds"], "server (whole client run)": server_cpu}}
 
 
 def _derivapy(ctx: Context, manifest) -> dict:
-    with emulator(ctx, "emulator-ref") as server:
-        before, c0 = server.stats.snapshot(), cpu_seconds()
-        run = run_client("derivapy", server.url, str(manifest), token=server.token)
-        after, server_cpu = server.stats.snapshot(), cpu_seconds() - c0
+    with deriva_server(ctx, "emulator-ref") as server:
+        before = server.stats.snapshot()
+        run = run_client("derivapy", server.url, str(manifest), server=server)
+        after, server_cpu = server.stats.snapshot(), server.cpu()
     # the untimed set-up (connect, model, the execution row) is not counted: only what the clock saw
     delta = stats_delta(before, after)
     setup = {("GET", "ermrest.catalog"), ("GET", "ermrest.schema")}
@@ -99,7 +98,7 @@ def _derivapy(ctx: Context, manifest) -> dict:
     if entity:  # minus the one execution insert of the set-up
         delta[("POST", "ermrest.entity")] = (entity[0] - 1, entity[1])
     return {"seconds": run.out["seconds"], "delta": delta, "rss": run.max_rss_bytes,
-            "cpu": {"client": run.out["cpu_seconds"], "emulator (whole client run)": server_cpu}}
+            "cpu": {"client": run.out["cpu_seconds"], "server (whole client run)": server_cpu}}
 
 
 def run(ctx: Context) -> WorkloadResult:
@@ -109,10 +108,10 @@ def run(ctx: Context) -> WorkloadResult:
         **p, "table": f"{SCHEMA}:{TABLE}", "push options": "defaults (transfers=4)",
         "reference": "deriva-py 1.7.12 as deriva-ml 1.24: put_obj + asset-row insert per file, then association rows",
     })
-    datas = payloads(n, p["file_bytes"])
+    datas = payloads(n, p["file_bytes"], seed=SEED + ctx.salt)
 
     ctx.log(f"{NAME}: warm-up")
-    warm = payloads(min(n, 100), p["file_bytes"], seed=99)
+    warm = payloads(min(n, 100), p["file_bytes"], seed=99 + ctx.salt)
     store, types = _store(ctx, warm)
     _satchel(ctx, store)
     wmanifest = _manifest(ctx, write_tree(ctx.fresh_dir("warm-tree"), warm), types)
@@ -132,10 +131,15 @@ def run(ctx: Context) -> WorkloadResult:
     ref_body = Series("deriva-py: request-body bytes per asset", "bytes")
     cat_body = Series("catalog request-body bytes per asset", "bytes")
     ref_cat_body = Series("deriva-py: catalog request-body bytes", "bytes")
+    def fresh(k: int) -> list[bytes]:
+        """The files of one measurement: on a real server, bytes that no earlier measurement sent
+        (it keeps every object, and an upload finding its bytes there sends nothing)."""
+        return payloads(n, p["file_bytes"], seed=SEED + ctx.salt + k) if ctx.remote else datas
+
     for r in range(ctx.repeat):
         ctx.log(f"{NAME}: repeat {r + 1}/{ctx.repeat}")
-        store, types = _store(ctx, datas)
-        tree = write_tree(ctx.fresh_dir("tree"), datas)
+        store, types = _store(ctx, fresh(2 * r + 1))
+        tree = write_tree(ctx.fresh_dir("tree"), fresh(2 * r + 2))
         settle(ctx.data_dir)
         s = _satchel(ctx, store)
         push.add(n / s["seconds"], s["seconds"])
@@ -172,8 +176,11 @@ def run(ctx: Context) -> WorkloadResult:
                note="ERMrest requests (every /ermrest path kind in server.stats) over the number of assets"),
         Figure("requests_per_asset", all_req, [ref_all_req],
                note="every request the server received during the timed work, Hatrac included"),
-        Figure("bytes_per_asset", body, [ref_body], note="request bodies received by the server, per asset"),
-        Figure("catalog_bytes_per_asset", cat_body, [ref_cat_body]),
     ]
-    res.notes.append("client in a subprocess, emulator in the benchmark process: one core each, timed inside the client")
+    if ctx.remote is None:  # Apache's access log has no request-body sizes
+        res.figures += [
+            Figure("bytes_per_asset", body, [ref_body], note="request bodies received by the server, per asset"),
+            Figure("catalog_bytes_per_asset", cat_body, [ref_cat_body]),
+        ]
+    res.notes.append(server_note(ctx))
     return res

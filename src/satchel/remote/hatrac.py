@@ -276,6 +276,12 @@ class HatracClient:
         our MD5 (e.g. our own earlier attempt whose answer was lost), its URL is
         returned, otherwise :class:`~satchel.errors.PreconditionFailed` is raised.
         """
+        return self.create(path, source, md5=md5, content_type=content_type, filename=filename, parents=parents,
+                           if_none_match=if_none_match)[0]
+
+    def create(self, path: str, source: str | Path, *, md5: str | None = None, content_type: str | None = None,
+               filename: str | None = None, parents: bool = True, if_none_match: bool = True) -> tuple[str, bool]:
+        """:meth:`put`, telling also whether a version was made (False: our bytes were already there)."""
         self._check(path)
         source = Path(source)
         size = source.stat().st_size
@@ -293,9 +299,9 @@ class HatracClient:
         except errors.PreconditionFailed:
             info = self.head(path)
             if info is not None and info.md5 == b64:
-                return info.url
+                return info.url, False
             raise
-        return response.headers.get("Location") or response.text.strip()
+        return response.headers.get("Location") or response.text.strip(), True
 
     # --- chunked upload jobs -----------------------------------------------------------------
 

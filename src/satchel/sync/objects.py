@@ -1,11 +1,12 @@
 """Sending bytes: every asset's object reaches Hatrac, verified, before any row names it.
 
-Per object: check the cached bytes against their digest; HEAD the MD5-keyed
-name and send nothing when the current version already has our MD5; else one
-PUT with ``If-None-Match: *`` (a 412 is resolved by HEAD), or, above the
-threshold, a chunked job whose URL and acknowledged chunks are written to the
-journal after every chunk, so a killed sync resumes where it stopped, in any
-process. The versioned URL Hatrac returns is recorded last: that record is
+Per object: check the cached bytes against their digest. Up to
+``HEADLESS_PUT`` (64 KiB), one PUT with ``If-None-Match: *``: a 412 means the
+name has content, and a HEAD then tells whether it is ours. Larger objects:
+HEAD the MD5-keyed name and send nothing when the current version already has
+our MD5; else that PUT, or, above the threshold, a chunked job whose URL and
+acknowledged chunks are written to the journal after every chunk, so a killed
+sync resumes where it stopped, in any process. The versioned URL Hatrac returns is recorded last: that record is
 what allows the asset row to be inserted.
 """
 
@@ -31,6 +32,8 @@ from satchel.store import now
 
 #: confirmed objects recorded per journal transaction
 RECORD_BATCH = 200
+#: objects up to this size are PUT without a HEAD first; larger ones are HEADed and sent only when absent
+HEADLESS_PUT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -103,16 +106,18 @@ class ObjectSender:
         except errors.CacheError as exc:
             return Sent(item, None, 0, False, f"the cached bytes cannot be sent: {exc}")
         try:
-            current = self.hatrac.head(item.url)
             b64 = md5_base64(item.digest.md5)
+            current = None if item.digest.size <= HEADLESS_PUT else self.hatrac.head(item.url)
             if current is not None and current.md5 == b64:
                 url, sent, reused = current.url, 0, True
             elif item.digest.size > self.chunked_threshold:
                 url, sent = self._chunked(item, path, b64)
                 reused = False
             else:
-                url = self.hatrac.put(item.url, path, md5=b64, filename=item.filename)
-                sent, reused = item.digest.size, False
+                # a small object is PUT without a HEAD first (one request, not two: most objects of a push
+                # are new); If-None-Match turns a PUT onto bytes already there into a 412, resolved by HEAD
+                url, created = self.hatrac.create(item.url, path, md5=b64, filename=item.filename)
+                sent, reused = item.digest.size, not created
                 self._count(sent)
         except errors.AuthenticationError:
             raise

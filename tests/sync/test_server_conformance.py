@@ -8,7 +8,7 @@ made by :mod:`satchel.testing.provision`, and bytes that no earlier run sent (a 
 every object). With the server of ../shared/real-deriva (docs/emulator.md, "Against a real server")::
 
     SATCHEL_TEST_DERIVA_URL=http://127.0.0.1 SATCHEL_TEST_DERIVA_COOKIE=$(login.sh test2 dummypassword) \\
-    SATCHEL_TEST_DERIVA_ADMIN_COOKIE=$(login.sh) python -m pytest tests/sync/test_conformance.py
+    SATCHEL_TEST_DERIVA_ADMIN_COOKIE=$(login.sh) python -m pytest tests/sync/test_server_conformance.py
 """
 
 from __future__ import annotations
