@@ -117,7 +117,7 @@ def test_input_assets_of_the_configuration(ml, workflow, produced):
     exe = ml.create_execution(ExecutionConfiguration(workflow=workflow, assets=[rids["model.bin"]]))
     (path,) = exe.asset_paths["Execution_Asset"]
     assert path.read_bytes() and path.parent.name == rids["model.bin"]
-    assert [r for r, _, role in exe.list_assets("Input")] == [rids["model.bin"]]
+    assert [a.rid for a in exe.list_assets("Input")] == [rids["model.bin"]]
 
 
 def test_input_asset_without_bytes_creates_nothing(ml, workflow):

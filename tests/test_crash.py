@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from satchel import DerivaML
+from workflows import config
 
 pytestmark = pytest.mark.slow
 
@@ -46,17 +47,19 @@ if mode == "run":  # register COUNT new files, write them, then commit; phases g
     def phase(text):
         os.write(fd, f"{text}\n".encode())  # unbuffered: what a SIGKILL leaves is what happened
 
-    def progress(stage, done, total):
-        if stage != "capture":
+    def progress(p):  # deriva-ml's UploadProgress: files captured in "capture", then "commit"
+        if p.phase != "capture":
             phase("cleaned")  # called after the journal commit and the staging clean-up
-        elif done == total:
+        elif p.bytes_completed == p.bytes_total:
             phase("captured")
-        elif done % 100 == 0:
-            phase(f"capture {done}")
+        elif p.bytes_completed % 100 == 0:
+            phase(f"capture {p.bytes_completed}")
 
     with DerivaML("example.org", "1", working_dir=store) as ml:
         ml.add_term("Asset_Type", "__TAG__", description="written by a crash test")
-        exe = ml.create_execution(ExecutionConfiguration(description=f"crash trial {tag}"))
+        ml.add_term("Workflow_Type", "Testing", description="tests")
+        exe = ml.create_execution(ExecutionConfiguration(workflow=ml.create_workflow("t.py", "Testing"),
+                                                         description=f"crash trial {tag}"))
         phase(f"rid {exe.rid}")
         with exe:
             for i in range(count):
@@ -238,7 +241,7 @@ def check_all_or_nothing(store: Path, rid: str, count: int, *, prior: int = 0) -
             assert sorted(snap.assets.values()) == [name(i) for i in range(prior)]
             assert all(n == 1 for n in snap.links_per_asset.values())
             return "none"
-        assert snap.status == "Pending_Upload"
+        assert snap.status == "Uploaded"
         assert sorted(snap.outputs) == [name(i) for i in range(count)]
         assert {role for _, role, _ in snap.outputs.values()} == {"Output"}
         assert sorted(snap.assets.values()) == [name(i) for i in range(count)], "one asset per (table, URL)"
@@ -305,7 +308,7 @@ def test_kill_at_crash_point_leaves_all_or_nothing(worker: Path, tmp_path: Path,
     # those assets (new Output links and tags on old rows) and must not duplicate or lose them
     with DerivaML("example.org", "1", working_dir=store) as ml:
         ml.add_term("Asset_Type", TAG, description="written by a crash test")
-        earlier = ml.create_execution(description="earlier")
+        earlier = ml.create_execution(config(ml, "earlier"))
         with earlier:
             for i in range(PRIOR):
                 earlier.asset_file_path(TABLE, name(i), asset_types=[TAG]).write_bytes(content(tag, i))

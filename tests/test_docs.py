@@ -27,3 +27,14 @@ def test_offline_guide_runs(tmp_path, monkeypatch):
     ns: dict = {}
     for i, block in enumerate(python_blocks("offline-workflow.md")):
         exec(compile(block, f"docs/offline-workflow.md block {i}", "exec"), ns)
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SATCHEL_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (block,) = re.findall(r"```python\n(.*?)\n```", (DOCS.parent / "README.md").read_text(), re.S)
+    ns: dict = {"train": lambda: b"trained weights"}
+    exec(compile(block, "README.md", "exec"), ns)
+    assert ns["asset"].asset_types == ["Model_File", "Output_File"]
+    assert ns["asset"].length == len(b"trained weights")
+    ns["ml"].close()

@@ -98,14 +98,14 @@ def test_new_file_mode_commits_the_bytes_written(ml, workflow):
         assert isinstance(p, AssetFilePath) and p.asset_table == "Execution_Asset" and p.asset_rid is None
         p.write_bytes(b"weights")
     report = exe.commit_output_assets()
-    assert report.total_uploaded == 1 and report.per_table == {"Execution_Asset": 1}
+    assert report.total_uploaded == 1 and report.per_table == {"deriva-ml/Execution_Asset": {"uploaded": 1, "failed": 0}}
     assert p.asset_rid is not None and report.assets[0] is p
     a = ml.lookup_asset(p.asset_rid)
     assert (a.filename, a.length, a.description) == ("weights.pt", 7, "w")
     assert a.asset_types == ["Model_File", "Output_File"]
     assert [(e.execution_rid, e.asset_role) for e in a.executions] == [(exe.rid, "Output")]
     assert a.url == f"/hatrac/Execution_Asset/{a.md5}.weights.pt"
-    assert exe.status is Status.Pending_Upload
+    assert exe.status is Status.Uploaded and not a.synced  # uploaded into the store; the push sends it
 
 
 def test_symlink_mode_captures_the_bytes_at_commit(ml, workflow, make_file):
@@ -319,8 +319,9 @@ def test_commit_reports_progress_through_a_callback(ml, workflow):
         for i in range(3):
             exe.asset_file_path("Execution_Asset", f"f{i}").write_bytes(os.urandom(10))
     seen = []
-    exe.commit_output_assets(progress_callback=lambda phase, done, total: seen.append((phase, done, total)))
-    assert ("capture", 3, 3) in seen and seen[-1] == ("commit", 3, 3)
+    exe.commit_output_assets(progress_callback=seen.append)  # called with deriva-ml's UploadProgress
+    steps = [(p.phase, p.bytes_completed, p.bytes_total) for p in seen]
+    assert ("capture", 3, 3) in steps and steps[-1] == ("commit", 3, 3) and seen[-1].percent_complete == 100.0
 
 
 def test_clean_folder_removes_staging_but_never_user_files(ml, workflow, make_file):

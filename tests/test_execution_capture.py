@@ -215,7 +215,9 @@ import sys
 from satchel import DerivaML, ExecutionConfiguration
 store, src = sys.argv[1:3]
 with DerivaML("example.org", "1", working_dir=store) as ml:
-    exe = ml.create_execution(ExecutionConfiguration(description="killed while registering"))
+    ml.add_term("Workflow_Type", "Testing", description="tests")
+    exe = ml.create_execution(ExecutionConfiguration(workflow=ml.create_workflow("t.py", "Testing"),
+                                                     description="killed while registering"))
     print(exe.rid, flush=True)
     with exe:
         exe.asset_file_path("Execution_Asset", src, copy_file=True)

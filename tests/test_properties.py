@@ -26,9 +26,9 @@ from satchel import rid
 from satchel.cache import objects as cache_objects
 from satchel.cache.digest import Digest, Hasher, digest_bytes
 from satchel.cache.objects import ObjectCache
-from satchel.config import AssetSpec, DatasetSpec, ExecutionConfiguration, Workflow
-from satchel.execution import MAX_LEAF, hatrac_url
-from satchel.ml import safe_filename
+from satchel.api.config import AssetSpec, DatasetSpec, ExecutionConfiguration, LocalFile, Workflow
+from satchel.mlschema import MAX_LEAF, hatrac_url
+from satchel.api.placement import safe_filename
 
 HEX = "0123456789abcdef"
 hex_strings = lambda n: st.text(HEX, min_size=n, max_size=n)  # noqa: E731
@@ -168,7 +168,12 @@ def test_configuration_json_is_serialisable_and_round_trips(cfg_specs):
     assert again.to_json() == doc
 
 
-@given(st.one_of(st.integers(), st.none(), st.dictionaries(st.sampled_from(["path", "url"]), st.text(max_size=5))))
+def test_a_dict_with_a_path_is_a_local_file():
+    assert ExecutionConfiguration(assets=[{"path": "notes.txt"}]).assets == [LocalFile("notes.txt")]
+
+
+@given(st.one_of(st.integers(), st.none(), st.dictionaries(st.sampled_from(["url", "uri"]), st.text(max_size=5)),
+                 st.just({"path": ""})))
 def test_configuration_rejects_what_is_not_an_asset(bad):
     with pytest.raises(TypeError, match="input asset"):
         ExecutionConfiguration(assets=[bad], argv=[])

@@ -18,7 +18,8 @@ def test_every_error_is_a_satchel_error_and_exported():
     classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__]
     assert len(classes) > 10
     for cls in classes:
-        assert issubclass(cls, satchel.SatchelError), cls
+        assert issubclass(cls, satchel.SatchelError) or cls.__name__ in errors.DERIVA_ML_ERRORS, cls
+        assert issubclass(cls, satchel.DerivaMLException), f"{cls} is not caught by deriva-ml scripts"
         assert cls.__name__ in satchel.__all__, f"{cls.__name__} is not exported from satchel"
 
 

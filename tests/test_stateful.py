@@ -43,7 +43,7 @@ from satchel.errors import (
     MissingSourceError,
     UnknownTermError,
 )
-from satchel.execution import hatrac_url
+from satchel.mlschema import hatrac_url
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ class _Records(logging.Handler):
 
 STATUS = {
     "created": "Created", "running": "Running", "stopped": "Stopped", "failed": "Failed",
-    "committed": "Pending_Upload",
+    "committed": "Uploaded",
 }
 
 

@@ -54,7 +54,7 @@ def _table(i: int) -> str:
 
 def _generate(ctx: Context, store: Path, n: int) -> dict[str, float]:
     from satchel.cache import Digest
-    from satchel.execution import _INSERT_REGISTRATION
+    from satchel.api.registration import INSERT_REGISTRATION as _INSERT_REGISTRATION
     from satchel.journal import queries as q
     from satchel.journal import read_transaction, write_transaction
     from satchel.status import Status

@@ -4,7 +4,7 @@ Hatrac's filesystem backend keeps a version as the file ``<last name
 component>:<version>``, so that component may have at most 228 characters
 (docs/remote.md, "How long a request may be"); a longer one fails every push
 with 500 ``File name too long``. Names are now shortened when an asset is
-committed (:func:`satchel.execution.hatrac_url`); this gives the assets
+committed (:func:`satchel.mlschema.hatrac_url`); this gives the assets
 committed before, and not yet sent, the name they would get today. Assets
 whose bytes reached Hatrac keep theirs.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from satchel.execution import MAX_LEAF, hatrac_url
+from satchel.mlschema import MAX_LEAF, hatrac_url
 
 revision = "0008_hatrac_leaf_names"
 down_revision = "0007_compact_journal"

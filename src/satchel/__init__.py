@@ -12,6 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from satchel.errors import (
     AuthenticationError,
+    DerivaMLConfigurationError,
+    DerivaMLDataError,
+    DerivaMLDirtyWorkflowError,
+    DerivaMLException,
+    DerivaMLInvalidTerm,
+    DerivaMLMaterializeLimitExceeded,
+    DerivaMLNotFoundError,
+    DerivaMLOfflineError,
+    DerivaMLRidsNotFound,
+    DerivaMLTableNotFound,
+    DerivaMLTableTypeError,
+    DerivaMLValidationError,
     BundleError,
     CacheError,
     CommitError,
@@ -46,29 +58,27 @@ from satchel.errors import (
 from satchel.status import Status
 
 if TYPE_CHECKING:
-    from satchel.asset import Asset, AssetExecution, AssetFilePath
+    from satchel.api import (
+        Asset, AssetExecution, AssetFilePath, AssetSpec, ConnectionMode, DatasetSpec, DerivaML, DerivaMLConfig,
+        Execution, ExecutionConfiguration, ExecutionRecord, ExecutionSnapshot, LocalFile, StoreReport,
+        UpdateAssetResult, UploadCallback, UploadProgress, UploadReport, VocabularyTerm, Workflow,
+    )
     from satchel.cache import Digest
-    from satchel.config import AssetSpec, DatasetSpec, ExecutionConfiguration, Workflow
-    from satchel.execution import Execution, UploadReport
-    from satchel.ml import DerivaML, StoreReport, UpdateAssetResult, VocabularyTerm
+    from satchel.mlschema import RID, ExecAssetType, ExecMetadataType, MLAsset, MLTable, MLVocab
 
 #: name -> the module it loads from, on first use
 _LAZY = {
-    "Asset": "satchel.asset",
-    "AssetExecution": "satchel.asset",
-    "AssetFilePath": "satchel.asset",
-    "AssetSpec": "satchel.config",
-    "DatasetSpec": "satchel.config",
-    "DerivaML": "satchel.ml",
+    **{name: "satchel.api" for name in (
+        "Asset", "AssetExecution", "AssetFilePath", "AssetSpec", "ConnectionMode", "DatasetSpec", "DerivaML",
+        "DerivaMLConfig", "Execution", "ExecutionConfiguration", "ExecutionRecord", "ExecutionSnapshot", "LocalFile",
+        "StoreReport", "UpdateAssetResult", "UploadCallback", "UploadProgress", "UploadReport", "VocabularyTerm",
+        "Workflow",
+    )},
+    **{name: "satchel.mlschema" for name in ("RID", "ExecAssetType", "ExecMetadataType", "MLAsset", "MLTable", "MLVocab")},
     "Digest": "satchel.cache",
-    "Execution": "satchel.execution",
-    "ExecutionConfiguration": "satchel.config",
-    "StoreReport": "satchel.ml",
-    "UpdateAssetResult": "satchel.ml",
-    "UploadReport": "satchel.execution",
-    "VocabularyTerm": "satchel.ml",
-    "Workflow": "satchel.config",
 }
+#: deriva-ml's name for the execution status enum
+ExecutionStatus = Status
 
 
 def __getattr__(name: str) -> Any:
@@ -96,17 +106,40 @@ __all__ = [
     "CommitError",
     "Conflict",
     "ConflictError",
+    "ConnectionMode",
     "DatasetSpec",
     "DerivaML",
+    "DerivaMLConfig",
+    "DerivaMLConfigurationError",
+    "DerivaMLDataError",
+    "DerivaMLDirtyWorkflowError",
+    "DerivaMLException",
+    "DerivaMLInvalidTerm",
+    "DerivaMLMaterializeLimitExceeded",
+    "DerivaMLNotFoundError",
+    "DerivaMLOfflineError",
+    "DerivaMLRidsNotFound",
+    "DerivaMLTableNotFound",
+    "DerivaMLTableTypeError",
+    "DerivaMLValidationError",
     "DestinationError",
     "Digest",
     "DuplicateAssetError",
+    "ExecAssetType",
+    "ExecMetadataType",
     "Execution",
     "ExecutionConfiguration",
     "ExecutionError",
+    "ExecutionRecord",
+    "ExecutionSnapshot",
+    "ExecutionStatus",
     "FileChangedError",
     "IntegrityError",
     "InvalidTransitionError",
+    "LocalFile",
+    "MLAsset",
+    "MLTable",
+    "MLVocab",
     "MissingSourceError",
     "NotFound",
     "NotFoundError",
@@ -114,6 +147,7 @@ __all__ = [
     "PermissionDenied",
     "PreconditionFailed",
     "ProtocolError",
+    "RID",
     "RemoteError",
     "RemoteStatusError",
     "RequestTooLong",
@@ -129,6 +163,8 @@ __all__ = [
     "UnknownRIDError",
     "UnknownTermError",
     "UpdateAssetResult",
+    "UploadCallback",
+    "UploadProgress",
     "UploadReport",
     "VocabularyTerm",
     "Workflow",

@@ -4,9 +4,20 @@ Every error satchel raises on purpose is a :class:`SatchelError`. Misuse of an
 argument's *type* stays a plain ``TypeError``; everything else a user can act
 on is here, and every message names the thing, the reason and the fix.
 
+deriva-ml scripts catch deriva-ml's classes, so ours are those too: every
+``SatchelError`` is a :class:`DerivaMLException`, and the errors deriva-ml
+has a class for are also instances of it (an unknown term is a
+``DerivaMLInvalidTerm``, an unknown table a ``DerivaMLTableNotFound``...).
+Those classes only add names to catch by: DerivaMLConfigurationError,
+DerivaMLDataError, DerivaMLNotFoundError, DerivaMLInvalidTerm,
+DerivaMLTableNotFound, DerivaMLRidsNotFound, DerivaMLTableTypeError,
+DerivaMLValidationError, DerivaMLOfflineError, DerivaMLDirtyWorkflowError and
+DerivaMLMaterializeLimitExceeded, under DerivaMLException as in deriva-ml.
+
 ::
 
-    SatchelError
+    DerivaMLException                  deriva-ml's root, for scripts that catch it
+    └── SatchelError
     ├── StoreError                     the local store (journal files, layout)
     │   ├── SchemaVersionError         store written by a newer satchel
     │   └── StoreBusyError             another process holds a lock we need
@@ -42,14 +53,75 @@ on is here, and every message names the thing, the reason and the fix.
 from __future__ import annotations
 
 
-class SatchelError(Exception):
+# --- deriva-ml's classes, for scripts that catch them -----------------------------------
+
+
+class DerivaMLException(Exception):
+    """deriva-ml's root exception; every :class:`SatchelError` is one."""
+
+
+class DerivaMLConfigurationError(DerivaMLException):
+    """deriva-ml: configuration or initialisation."""
+
+
+class DerivaMLDataError(DerivaMLException):
+    """deriva-ml: data access or validation."""
+
+
+class DerivaMLNotFoundError(DerivaMLDataError):
+    """deriva-ml: an entity cannot be found."""
+
+
+class DerivaMLInvalidTerm(DerivaMLNotFoundError):
+    """deriva-ml: a vocabulary term is not found."""
+
+
+class DerivaMLTableNotFound(DerivaMLNotFoundError):
+    """deriva-ml: a table cannot be found."""
+
+
+class DerivaMLRidsNotFound(DerivaMLNotFoundError):
+    """deriva-ml: RIDs cannot be resolved."""
+
+
+class DerivaMLTableTypeError(DerivaMLDataError):
+    """deriva-ml: a RID or table is not of the expected kind (e.g. not an asset table)."""
+
+
+class DerivaMLValidationError(DerivaMLDataError):
+    """deriva-ml: data validation failed."""
+
+
+class DerivaMLOfflineError(DerivaMLConfigurationError):
+    """deriva-ml: an online-only operation in offline mode (satchel has none: never raised)."""
+
+
+class DerivaMLDirtyWorkflowError(DerivaMLException):
+    """deriva-ml: the workflow's script has uncommitted changes (satchel warns instead: never raised)."""
+
+
+class DerivaMLMaterializeLimitExceeded(DerivaMLValidationError):
+    """deriva-ml: a result set is larger than asked (datasets: not in satchel yet)."""
+
+
+DERIVA_ML_ERRORS = (
+    "DerivaMLConfigurationError", "DerivaMLDataError", "DerivaMLDirtyWorkflowError", "DerivaMLException",
+    "DerivaMLInvalidTerm", "DerivaMLMaterializeLimitExceeded", "DerivaMLNotFoundError", "DerivaMLOfflineError",
+    "DerivaMLRidsNotFound", "DerivaMLTableNotFound", "DerivaMLTableTypeError", "DerivaMLValidationError",
+)
+
+
+# --- satchel's tree ------------------------------------------------------------------------
+
+
+class SatchelError(DerivaMLException):
     """Root of every error satchel raises on purpose."""
 
 
 # --- local store -----------------------------------------------------------
 
 
-class StoreError(SatchelError):
+class StoreError(SatchelError, DerivaMLConfigurationError):
     """The local store could not be opened or used."""
 
 
@@ -79,19 +151,19 @@ class ObjectMissingError(CacheError):
 # --- lookups ---------------------------------------------------------------
 
 
-class NotFoundError(SatchelError, LookupError):
+class NotFoundError(SatchelError, LookupError, DerivaMLNotFoundError):
     """Something named by the caller is not known to the store."""
 
 
-class UnknownRIDError(NotFoundError):
+class UnknownRIDError(NotFoundError, DerivaMLRidsNotFound):
     """No asset, execution or workflow has this RID (nor has it as an alias)."""
 
 
-class UnknownAssetTableError(NotFoundError):
+class UnknownAssetTableError(NotFoundError, DerivaMLTableNotFound, DerivaMLTableTypeError):
     """The name is not an asset table of the catalog model."""
 
 
-class UnknownTermError(NotFoundError):
+class UnknownTermError(NotFoundError, DerivaMLInvalidTerm):
     """The term is not in the vocabulary."""
 
 

@@ -20,6 +20,9 @@ class Status(str, Enum):
         return self.value
 
 
+#: the statuses an error is kept with (``Execution.error``)
+TERMINAL = (Status.Failed, Status.Aborted)
+
 ALLOWED: dict[Status, frozenset[Status]] = {
     Status.Created: frozenset({Status.Running, Status.Aborted}),
     Status.Running: frozenset({Status.Stopped, Status.Failed, Status.Aborted, Status.Pending_Upload}),

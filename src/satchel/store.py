@@ -31,6 +31,14 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def instant(stored: str | None) -> datetime | None:
+    """A journal timestamp (ISO text, UTC) as an aware datetime; None stays None."""
+    if not stored:
+        return None
+    value = datetime.fromisoformat(stored)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 def default_store_dir(hostname: str, catalog_id: str | int) -> Path:
     home = os.environ.get("SATCHEL_HOME")
     base = Path(home).expanduser() if home else Path.home() / ".satchel"
@@ -101,19 +109,15 @@ class Store:
                         for t in mlschema.ML_ASSET_TABLES
                     ],
                 )
+                seeded = [(vocab, name, desc) for vocab, terms in mlschema.SEEDED_VOCABULARIES.items()
+                          for name, desc in terms.items()]
+                rids = provisional_rids(conn, seed["store_id"], len(seeded))
                 conn.execute(
                     insert(VocabularyTerm),
                     [
-                        {
-                            "vocabulary": vocab,
-                            "name": name,
-                            "description": desc,
-                            "synonyms": [],
-                            "origin": "builtin",
-                            "sync_state": "synced",
-                        }
-                        for vocab, terms in mlschema.SEEDED_VOCABULARIES.items()
-                        for name, desc in terms.items()
+                        {"vocabulary": vocab, "name": name, "description": desc, "synonyms": [], "rid": rid,
+                         "origin": "builtin", "sync_state": "synced"}
+                        for (vocab, name, desc), rid in zip(seeded, rids, strict=True)
                     ],
                 )
                 info = seed
@@ -150,16 +154,21 @@ def allocate_rids(conn: Connection, store_id: str, kind: str, count: int) -> lis
     if free:
         conn.execute(update(RidLease).where(RidLease.rid.in_(free)).values(used_by=kind))
         rids.extend(free)
-    missing = count - len(rids)
-    if missing:
-        serial = int(
-            conn.execute(
-                update(StoreInfo)
-                .where(StoreInfo.key == "rid_serial")
-                .values(value=(StoreInfo.value.cast(Integer) + missing).cast(Text))
-                .returning(StoreInfo.value)
-            ).scalar_one()
-        )
-        rids.extend(provisional_rid(store_id, s) for s in range(serial - missing + 1, serial + 1))
+    rids.extend(provisional_rids(conn, store_id, count - len(rids)))
     return rids
+
+
+def provisional_rids(conn: Connection, store_id: str, count: int) -> list[str]:
+    """``count`` fresh provisional RIDs (``L_<store>_<n>``), for rows whose catalog RID comes at sync."""
+    if count <= 0:
+        return []
+    serial = int(
+        conn.execute(
+            update(StoreInfo)
+            .where(StoreInfo.key == "rid_serial")
+            .values(value=(StoreInfo.value.cast(Integer) + count).cast(Text))
+            .returning(StoreInfo.value)
+        ).scalar_one()
+    )
+    return [provisional_rid(store_id, s) for s in range(serial - count + 1, serial + 1)]
 

@@ -15,13 +15,14 @@ from click.testing import CliRunner
 from satchel import DerivaML, ExecutionConfiguration
 from satchel.cli import main
 from satchel.testing.pytest_plugin import deriva_server  # noqa: F401
+from workflows import config
 
 
 @pytest.fixture
 def populated(tmp_path: Path) -> Path:
     store = tmp_path / "store"
     with DerivaML("example.org", "1", working_dir=store) as ml:
-        exe = ml.create_execution(ExecutionConfiguration(description="cli test"))
+        exe = ml.create_execution(config(ml, "cli test"))
         with exe:
             exe.asset_file_path("Execution_Asset", "a.bin", asset_types=["Model_File"]).write_bytes(b"a" * 2048)
             exe.asset_file_path("Execution_Metadata", "b.txt").write_text("b")
@@ -38,7 +39,7 @@ def test_status_json_counts_what_is_not_on_the_remote(populated):
     assert res.exit_code == 0
     data = json.loads(res.output)
     assert data["executions"] == 1 and data["assets"] == 2 and data["asset_bytes"] == 2049
-    assert data["executions_by_status"] == {"Pending_Upload": 1}
+    assert data["executions_by_status"] == {"Uploaded": 1}  # uploaded into the store, not yet pushed
     assert data["remote"] is None
 
 
@@ -99,8 +100,8 @@ def test_ls_and_show(populated):
     assert shown["kind"] == "asset" and shown["executions"][0]["Asset_Role"] == "Output"
     exe_rid = shown["executions"][0]["Execution"]
     exe = json.loads(invoke("show", "--store", str(populated), exe_rid, "--json").output)
-    assert exe["Status"] == "Pending_Upload" and len(exe["assets"]) == 2
-    assert [h["to"] for h in exe["history"]] == ["Created", "Running", "Stopped", "Pending_Upload"]
+    assert exe["Status"] == "Uploaded" and len(exe["assets"]) == 2
+    assert [h["to"] for h in exe["history"]] == ["Created", "Running", "Stopped", "Pending_Upload", "Uploaded"]
     executions = json.loads(invoke("ls", "--store", str(populated), "--executions", "--json").output)
     assert [e["RID"] for e in executions] == [exe_rid]
 

@@ -11,6 +11,7 @@ import pytest
 from satchel import DerivaML, DuplicateAssetError, ExecutionConfiguration
 from satchel.journal import make_engine, migrate, report
 from satchel.journal.models import TRIGGERS
+from workflows import config
 
 BEFORE = "0006_changes_state_kind"
 AT = "2026-11-25T00:00:00+00:00"
@@ -28,7 +29,7 @@ def ml(tmp_path: Path):
 
 
 def run(ml: DerivaML, files: dict[str, bytes], table: str = "Execution_Asset"):
-    exe = ml.create_execution(ExecutionConfiguration(description="compaction"))
+    exe = ml.create_execution(config(ml, "compaction"))
     with exe:
         for name, data in files.items():
             exe.asset_file_path(table, name).write_bytes(data)
@@ -58,7 +59,7 @@ def test_a_name_committed_in_an_execution_is_still_a_duplicate_there(ml):
 def test_an_input_of_the_same_name_does_not_block_an_output(ml):
     first = run(ml, {"model.pt": b"v1"})
     (committed,) = first.commit_output_assets().assets
-    exe = ml.create_execution(ExecutionConfiguration(description="fine-tune"))
+    exe = ml.create_execution(config(ml, "fine-tune"))
     with exe:
         exe.download_asset(committed.asset_rid, exe.working_dir / "in")
         exe.asset_file_path("Execution_Asset", "model.pt").write_bytes(b"v2")

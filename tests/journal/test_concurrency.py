@@ -134,12 +134,12 @@ def test_four_processes_write_one_store_at_once(concurrent_run: dict, ml: Deriva
         rids = [r[1] for r in exe_rows]
         assert len(set(rids)) == len(rids)
         assert set(rids) == {r["rid"] for r in records}
-        assert {r[2] for r in exe_rows} == {"Pending_Upload"}
+        assert {r[2] for r in exe_rows} == {"Uploaded"}
         exe_id = {rid: i for i, rid, _ in exe_rows}
         history: dict[int, list[str]] = defaultdict(list)
         for e, to_status in db.execute("SELECT execution_id, to_status FROM execution_status_events ORDER BY id"):
             history[e].append(to_status)
-        assert {tuple(h) for h in history.values()} == {("Created", "Running", "Stopped", "Pending_Upload")}
+        assert {tuple(h) for h in history.values()} == {("Created", "Running", "Stopped", "Pending_Upload", "Uploaded")}
         assert len(history) == len(exe_rows)
         announced = Counter(e for (e,) in db.execute("SELECT entity_id FROM changes WHERE kind = 'execution'"))
         assert set(announced) == set(exe_id.values()) and set(announced.values()) == {1}

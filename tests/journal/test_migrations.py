@@ -15,6 +15,7 @@ from sqlalchemy import text
 from satchel import DerivaML, SchemaVersionError, StoreError
 from satchel.journal import make_engine, migrate, write_transaction
 from satchel.journal.models import Base
+from workflows import config
 
 FIRST = "0001_journal"
 
@@ -62,8 +63,13 @@ def test_store_created_at_the_first_revision_upgrades_with_its_data(tmp_path: Pa
         assert revision_of(path) == migrate.head_revision()
         assert ml.store.store_id == "OLDSTORE01"
         assert ml.lookup_term("Asset_Type", "Kept_Term").description == "from an old store"
-        exe = ml.create_execution()
-        assert exe.rid == "L_OLDSTORE01_8", "the RID serial carried over"
+        term = ml.lookup_term("Asset_Type", "Kept_Term")
+        assert term.rid is not None and term.rid.startswith("L_OLDSTORE01_"), "0009 gave the old term a RID"
+        training = ml.lookup_term("Workflow_Type", "Training")  # 0009 seeds deriva-ml's Workflow_Type terms
+        assert training.rid.startswith("L_OLDSTORE01_") and training.rid != term.rid
+        exe = ml.create_execution(config(ml))
+        assert exe.rid.startswith("L_OLDSTORE01_") and exe.rid not in {f"L_OLDSTORE01_{n}" for n in "1234567"}, \
+            "the RID serial carried over"
 
 
 def test_a_store_from_a_newer_satchel_is_refused(tmp_path: Path):
@@ -79,7 +85,7 @@ def test_a_store_from_a_newer_satchel_is_refused(tmp_path: Path):
 def test_opening_twice_applies_each_migration_once(tmp_path: Path):
     for _ in range(3):
         with DerivaML("example.org", "1", working_dir=tmp_path) as ml:
-            ml.create_execution()
+            ml.create_execution(config(ml))
     assert revision_of(tmp_path / "journal.db") == migrate.head_revision()
     with sqlite3.connect(tmp_path / "journal.db") as conn:
         assert conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 3

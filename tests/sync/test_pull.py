@@ -8,6 +8,7 @@ import pytest
 from syncsupport import catalog_rows, random_bytes, record_run
 
 from satchel import ObjectMissingError, UnknownAssetTableError, UnknownRIDError, sync
+from workflows import config
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_pull_mirrors_metadata_for_offline_lookups(new_store, remote, other_mach
     assert {a.filename for a in ml.list_assets("Model")} == {"weights.bin"}
     # tables and terms are now checked offline against the catalog
     assert "Mask" in {t.name for t in ml.list_vocabulary_terms("Asset_Type")}
-    exe = ml.create_execution()
+    exe = ml.create_execution(config(ml))
     with exe:
         with pytest.raises(UnknownAssetTableError, match="Imgae.*known asset tables"):
             exe.asset_file_path("Imgae", "x.png")
@@ -58,7 +59,7 @@ def test_prefetch_then_download_offline_and_no_refetch(new_store, remote, deriva
     ml = new_store("here")
     ml.pull(remote=remote)
     rid = other_machine_pushed["weights.bin"]
-    reader = ml.create_execution()
+    reader = ml.create_execution(config(ml))
     with pytest.raises(ObjectMissingError, match=f"satchel pull --asset {rid}"):
         reader.download_asset(rid, tmp_path / "in")
     result = ml.pull(remote=remote, assets=[rid])

@@ -12,6 +12,7 @@ from satchel.remote import Remote
 from satchel.sync.lock import sync_lock
 
 from syncsupport import catalog_rows, make_remote, random_bytes, record_run
+from workflows import config
 
 
 def test_push_lands_rows_bytes_tags_links_and_status(new_store, remote, deriva_server, tmp_path):
@@ -102,7 +103,7 @@ def test_same_bytes_from_two_stores_become_one_row(new_store, remote, deriva_ser
 
 def test_a_refused_row_fails_alone_and_retry_failed_tries_again(new_store, remote, deriva_server):
     ml = new_store()
-    exe = ml.create_execution()
+    exe = ml.create_execution(config(ml))
     with exe:
         exe.asset_file_path("Model", "ok.bin").write_bytes(b"fine")
         exe.asset_file_path("Model", "meta.bin", metadata={"Not_A_Column": 1}).write_bytes(b"bad metadata")
@@ -208,7 +209,10 @@ def test_a_refused_vocabulary_term_fails_alone_and_the_rest_lands(new_store, rem
     assert {"table": "Asset_Type", "RID": "Curated_Only", "reason": failed[("terms", "Asset_Type:Curated_Only")]} in [
         {k: f[k] for k in ("table", "RID", "reason")} for f in status["failures"]]
     assert status["would_send"]["tags"] == 1  # the refused tag is still to send
-    assert ml.resume_execution(exe.rid).status.value == "Pending_Upload"  # not all of it is there yet
+    # uploaded into the store; the catalog says Pending_Upload while not all of it is there
+    assert ml.resume_execution(exe.rid).status.value == "Uploaded"
+    (row,) = remote.catalog.get("deriva-ml", "Execution")
+    assert row["Status"] == "Pending_Upload"
 
     deriva_server.clear_faults()
     again = ml.push(remote=remote, retry_failed=True)
@@ -216,6 +220,8 @@ def test_a_refused_vocabulary_term_fails_alone_and_the_rest_lands(new_store, rem
     assert {r["Asset_Type"] for r in catalog_rows(remote, "Model_Asset_Type")} == {
         "Curated_Only", "Model_File", "Output_File"}
     assert ml.resume_execution(exe.rid).status.value == "Uploaded"
+    (row,) = remote.catalog.get("deriva-ml", "Execution")
+    assert row["Status"] == "Uploaded", "once every output is in the catalog"
     assert ml.sync_plan().empty
 
 

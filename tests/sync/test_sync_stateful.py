@@ -68,7 +68,7 @@ from test_push_faults import TARGETS as PUSH_TARGETS
 
 from satchel import DerivaML, ExecutionConfiguration
 from satchel.errors import ObjectMissingError
-from satchel.execution import hatrac_url
+from satchel.mlschema import hatrac_url
 from satchel.testing.proxy import FaultProxy
 from satchel.testing.server import DerivaServer
 

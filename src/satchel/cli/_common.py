@@ -23,7 +23,7 @@ from satchel.errors import (
 )
 
 if TYPE_CHECKING:
-    from satchel.ml import DerivaML
+    from satchel.api import DerivaML
 
 #: exit codes by error class, most specific first (documented in docs/cli.md)
 EXIT_CODES: list[tuple[type[SatchelError], int]] = [
@@ -113,14 +113,14 @@ def open_store(store: Path | None, hostname: str | None, catalog_id: str | None)
     """Open the store a command names, or the only one there is."""
     path = find_store(store, hostname, catalog_id)
     if path is None:
-        from satchel.ml import DerivaML
+        from satchel.api import DerivaML
 
         return DerivaML(hostname, catalog_id)
     return _open(path)
 
 
 def _open(path: Path) -> DerivaML:
-    from satchel.ml import DerivaML
+    from satchel.api import DerivaML
     from satchel.store import Store
 
     probe = Store(path)

@@ -17,9 +17,9 @@ from rich.tree import Tree
 
 from satchel.cli._common import handle_errors, human_bytes
 from satchel.cli._progress import SyncBars
-from satchel.config import ExecutionConfiguration
+from satchel.api import ExecutionConfiguration
 from satchel.errors import RemoteError
-from satchel.ml import DerivaML
+from satchel.api import DerivaML
 from satchel.remote import Credential, RetryPolicy
 
 MiB = 1 << 20

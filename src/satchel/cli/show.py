@@ -47,7 +47,8 @@ def command(store, hostname, catalog_id, rid: str, as_json: bool) -> None:
             console.print(f"  on the remote: {'yes' if a.synced else 'not yet'}")
             return
         exe = ml.resume_execution(rid)
-        links = exe.list_assets()
+        links = [(a.rid, a.asset_table, role) for role in ("Input", "Output")
+                 for a in ml.list_execution_assets(rid, role)]
         history = ml.execution_history(rid)
         data = {"kind": "execution", "RID": exe.rid, "Status": exe.status.value, "history": history,
                 "assets": [{"RID": r, "Table": t, "Asset_Role": role} for r, t, role in links]}

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: the newest revision in migrations/ (a test checks it); a journal already there opens without alembic,
 #: and ``satchel status`` reads it without SQLAlchemy (satchel.journal.report)
-LATEST = "0008_hatrac_leaf_names"
+LATEST = "0009_term_rids"
 
 
 def migrations_dir() -> Path:

@@ -78,6 +78,7 @@ class VocabularyTerm(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     synonyms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rid: Mapped[str | None] = mapped_column(String(64))  # provisional, for terms made here (the catalog's: remote_rid)
     remote_rid: Mapped[str | None] = mapped_column(String(64))
     origin: Mapped[str] = mapped_column(String(16))  # builtin | remote | local
     sync_state: Mapped[str] = mapped_column(String(16), default="local", index=True)

@@ -88,10 +88,11 @@ def model_known(conn: Connection) -> bool:
     return conn.execute(select(StoreInfo.value).where(StoreInfo.key == "model_pulled_at")).first() is not None
 
 
-def add_local_asset_table(conn: Connection, name: str) -> None:
+def add_local_asset_table(conn: Connection, name: str, schema: str | None = None,
+                          columns: Sequence[str] = ()) -> None:
     conn.execute(
         sqlite_insert(AssetTableDef.__table__)
-        .values(name=name, schema_name=None, origin="local", metadata_columns=[])
+        .values(name=name, schema_name=schema, origin="local", metadata_columns=list(columns))
         .on_conflict_do_nothing()
     )
 
@@ -104,9 +105,10 @@ def terms(conn: Connection, vocabulary: str) -> dict[str, Any]:
 
 
 def add_term(
-    conn: Connection, vocabulary: str, name: str, description: str, synonyms: list[str], at: str
+    conn: Connection, vocabulary: str, name: str, description: str, synonyms: list[str], at: str,
+    rid: str | None = None,
 ) -> tuple[int, bool]:
-    """Insert a local term; returns (id, created)."""
+    """Insert a local term (with its provisional ``rid``); returns (id, created)."""
     existing = conn.execute(
         select(VocabularyTerm.id).where(VocabularyTerm.vocabulary == vocabulary, VocabularyTerm.name == name)
     ).scalar()
@@ -119,6 +121,7 @@ def add_term(
             name=name,
             description=description,
             synonyms=synonyms,
+            rid=rid,
             origin="local",
             sync_state="local",
         )

@@ -30,6 +30,7 @@ from satchel.cache import Digest
 from satchel.cache.durable import temp_name
 from satchel.journal import queries as q
 from satchel.journal import read_transaction, write_transaction
+from satchel.journal import resolve
 from satchel.journal.models import (
     AssetLink,
     AssetRow,
@@ -86,8 +87,7 @@ class Puller:
                 self._pull_tags(target)
                 self._pull_links(target)
                 sweep_deletions(self.engine, self.catalog, target, self.result)
-            self.ml._terms.clear()
-            self.ml._tables = None
+            self.ml.workspace.forget_model()
         wanted = self._resolve_prefetch(assets, tables, executions)
         if wanted:
             self._fetch_bytes(wanted)
@@ -317,7 +317,7 @@ class Puller:
         ids: set[int] = set()
         with read_transaction(self.engine) as conn:
             for rid in assets:
-                ids.add(ml._asset_id(conn, rid))
+                ids.add(resolve.asset_id(conn, rid))
             for table in tables:
                 found = conn.execute(select(AssetRow.id).where(AssetRow.asset_table == table)).scalars().all()
                 if not found and table not in q.asset_tables(conn):
@@ -387,7 +387,7 @@ def resolve_conflict(ml: Any, asset_rid: str, keep: str) -> int:
         raise ValueError("keep must be 'local' or 'remote'")
     at = now()
     with write_transaction(ml.store.engine) as conn:
-        asset_id = ml._asset_id(conn, asset_rid)
+        asset_id = resolve.asset_id(conn, asset_rid)
         open_ = conn.execute(select(ConflictRow).where(
             ConflictRow.asset_id == asset_id, ConflictRow.resolved_at.is_(None))).all()
         if not open_:

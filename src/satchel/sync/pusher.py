@@ -269,6 +269,22 @@ class Pusher:
             body.append(row)
         self.catalog.insert(table.schema, table.name, body, defaults=("ID", "URI"), on_conflict_skip=True)
 
+    def _ensure_used_terms(self, vocabulary: str, used: set[str]) -> None:
+        """Seeded terms rows refer to (deriva-ml's ``Workflow_Type`` ones) may be missing from an older or a
+        hand-made catalog: add those missing. A refusal is left to the rows that need them to report."""
+        table = self.map.vocabulary(vocabulary) if self.map is not None else None
+        if table is None or not used:
+            return
+        missing = set(used) - set(self._remote_terms(table, sorted(used)))
+        if not missing:
+            return
+        with read_transaction(self.engine) as conn:
+            local = q.terms(conn, vocabulary)
+        try:
+            self._ensure_terms(table, {t: (local[t].description if t in local else t, None) for t in missing})
+        except errors.RemoteStatusError as exc:
+            _reraise_unless_refused(exc)
+
     def _remote_terms(self, table: Table, names: list[str]) -> dict[str, str]:
         return {r["Name"]: r["RID"] for r in self.catalog.lookup(table.schema, table.name, "Name", names, columns=("RID", "Name"))}
 
@@ -396,6 +412,7 @@ class Pusher:
         if found is None or not rows:
             return {}
         table, wf_column, type_column = found
+        self._ensure_used_terms("Workflow_Type", {wt for r in rows for wt in (r.workflow_type or "").split(",") if wt})
 
         def body(group: list[Any]) -> list[dict]:
             return [{wf_column: rids[r.id], type_column: wt} for r in group for wt in (r.workflow_type or "").split(",") if wt]
@@ -435,20 +452,22 @@ class Pusher:
         table = self.map.ml_table("Execution")
         if not self.leases:  # the status step rewrites Status_Detail (our marker) with the real value
             outcome = self._insert_marked(ExecutionRow, table, rows, "Status_Detail", lambda r: {
-                "Workflow": r.workflow_remote_rid, "Description": r.description, "Status": r.status,
+                "Workflow": r.workflow_remote_rid, "Description": r.description, "Status": _inserted_status(r.status),
                 **self._durations(table, r)})
         else:
             rids = self._reserve(ExecutionRow, "executions", rows)
             items = []
             for r in rows:
                 body = {"RID": rids[r.id], "Workflow": r.workflow_remote_rid, "Description": r.description,
-                        "Status": r.status, "Status_Detail": r.status_detail, **self._durations(table, r)}
+                        "Status": _inserted_status(r.status), "Status_Detail": r.status_detail,
+                        **self._durations(table, r)}
                 items.append(RowToInsert(r.id, rids[r.id], {k: v for k, v in body.items() if k in table.columns}))
             outcome = insert_exactly_once(self.catalog, table, items)
             with write_transaction(self.engine) as conn:  # the remote now has the status it was inserted with
                 for r in rows:
                     if r.id in outcome.present:
-                        conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(remote_status=r.status))
+                        conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(
+                            remote_status=_inserted_status(r.status)))
         self._requeue_for_lost_workflows(self.map.ml_table("Workflow"), rows, outcome)
         self._mark(ExecutionRow, "executions", outcome, {r.id: r.rid for r in rows}, "execution")
         self._emit("executions", len(rows), len(rows))
@@ -801,12 +820,16 @@ class Pusher:
                     (ExecutionRow.remote_status.is_(None)) | (ExecutionRow.remote_status != ExecutionRow.status),
                 )
             ).all()
+        with read_transaction(self.engine) as conn:
+            shown = {r.id: _catalog_status(conn, r.id, r.status) for r in rows}
+        rows = [r for r in rows if shown[r.id] != r.remote_status]
         if not rows:
             return
         table = self.map.ml_table("Execution")
         body = []
         for r in rows:
-            row = {"RID": r.remote_rid, "Status": r.status, "Status_Detail": r.status_detail, **self._durations(table, r)}
+            row = {"RID": r.remote_rid, "Status": shown[r.id], "Status_Detail": r.status_detail,
+                   **self._durations(table, r)}
             body.append({k: v for k, v in row.items() if k in table.columns})
         columns = [c for c in body[0] if c != "RID"]
         try:
@@ -819,12 +842,13 @@ class Pusher:
         at = now()
         with write_transaction(self.engine) as conn:
             for r in rows:
-                conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(remote_status=r.status))
+                conn.execute(update(ExecutionRow).where(ExecutionRow.id == r.id).values(remote_status=shown[r.id]))
             _changes_done(conn, "execution_status", [r.id for r in rows], at)
         self.result.done["status"] += len(rows)
 
     def _mark_uploaded(self) -> None:
-        """Pending_Upload → Uploaded for executions whose outputs the catalog now fully holds."""
+        """Pending_Upload → Uploaded for executions whose outputs the catalog now fully holds (a commit of an
+        older satchel stopped at Pending_Upload; commits now end at Uploaded, see ``_catalog_status``)."""
         with write_transaction(self.engine) as conn:
             candidates = conn.execute(
                 select(ExecutionRow.id, ExecutionRow.status).where(
@@ -834,17 +858,34 @@ class Pusher:
             ).all()
             at = now()
             for exe_id, status in candidates:
-                pending_links = conn.execute(
-                    select(AssetLink.id).where(AssetLink.execution_id == exe_id, AssetLink.sync_state != "synced").limit(1)
-                ).first()
-                pending_tags = conn.execute(
-                    select(AssetTag.asset_id)
-                    .join(AssetLink, AssetLink.asset_id == AssetTag.asset_id)
-                    .where(AssetLink.execution_id == exe_id, AssetTag.sync_state != "synced")
-                    .limit(1)
-                ).first()
-                if pending_links is None and pending_tags is None:
+                if _outputs_on_remote(conn, exe_id):
                     q.record_status(conn, exe_id, status, Status.Uploaded.value, at, None)
+
+
+def _inserted_status(status: str) -> str:
+    """The Status an execution's row is inserted with: an Uploaded execution's outputs follow the row."""
+    return Status.Pending_Upload.value if status == Status.Uploaded.value else status
+
+
+def _catalog_status(conn: Connection, exe_id: int, status: str) -> str:
+    """What the catalog should show: Uploaded (outputs in the store) only once the catalog holds them all."""
+    if status == Status.Uploaded.value and not _outputs_on_remote(conn, exe_id):
+        return Status.Pending_Upload.value
+    return status
+
+
+def _outputs_on_remote(conn: Connection, exe_id: int) -> bool:
+    """Whether every link of the execution, and every tag of its assets, has reached the catalog."""
+    pending_links = conn.execute(
+        select(AssetLink.id).where(AssetLink.execution_id == exe_id, AssetLink.sync_state != "synced").limit(1)
+    ).first()
+    pending_tags = conn.execute(
+        select(AssetTag.asset_id)
+        .join(AssetLink, AssetLink.asset_id == AssetTag.asset_id)
+        .where(AssetLink.execution_id == exe_id, AssetTag.sync_state != "synced")
+        .limit(1)
+    ).first()
+    return pending_links is None and pending_tags is None
 
 
 def _instant(timestamp: str) -> Any:

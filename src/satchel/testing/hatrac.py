@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 import sqlalchemy as sa
 
 from satchel.testing import state as S
-from satchel.testing.hatrac_common import _DISPOSITION, b64, check_storable, new_id, parse_hash
+from satchel.testing.hatrac_common import DISPOSITION, b64, check_storable, new_id, parse_hash
 from satchel.testing.hatrac_jobs import UploadJobs
 from satchel.testing.httpd import BLOCK, HTTPError, Request, Response
 
@@ -199,7 +199,7 @@ class Hatrac(UploadJobs):
         want_md5 = parse_hash(req.header("Content-MD5"), 16, "Content-MD5")
         want_sha = parse_hash(req.header("Content-SHA256"), 32, "Content-SHA256")
         disposition = req.header("Content-Disposition")
-        if disposition is not None and not _DISPOSITION.match(disposition):
+        if disposition is not None and not DISPOSITION.match(disposition):
             raise HTTPError(400, f"Invalid Content-Disposition {disposition!r}.")
         # the name exists before the body is read, as in Hatrac: a body cut short or failing its MD5 check
         # leaves it without content

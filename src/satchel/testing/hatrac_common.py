@@ -9,7 +9,7 @@ import secrets
 
 from satchel.testing.httpd import HTTPError
 
-_DISPOSITION = re.compile(r"^filename[*]=UTF-8''[-_.~A-Za-z0-9%]+$")
+DISPOSITION = re.compile(r"^filename[*]=UTF-8''[-_.~A-Za-z0-9%]+$")
 #: the filesystem backend keeps a version as the file ``<root><name after /hatrac>:<version>``
 STORAGE_ROOT = "/var/www/hatrac"
 NAME_MAX = 255  # bytes in one file name component (Linux)

@@ -15,7 +15,7 @@ import os
 import sqlalchemy as sa
 
 from satchel.testing import state as S
-from satchel.testing.hatrac_common import _DISPOSITION, b64, check_storable, new_id, parse_hash
+from satchel.testing.hatrac_common import DISPOSITION, b64, check_storable, new_id, parse_hash
 from satchel.testing.httpd import BLOCK, HTTPError, Request, Response
 
 
@@ -71,7 +71,7 @@ class UploadJobs:
         md5 = parse_hash(doc.get("content-md5"), 16, "content-md5")
         sha = parse_hash(doc.get("content-sha256"), 32, "content-sha256")
         disposition = doc.get("content-disposition")
-        if disposition is not None and not _DISPOSITION.match(disposition):
+        if disposition is not None and not DISPOSITION.match(disposition):
             raise HTTPError(400, f"Invalid content-disposition {disposition!r}.")
         parents = req.arg("parents") == "true"
         with self.lock:

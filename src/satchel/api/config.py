@@ -8,8 +8,46 @@ JSON for the journal.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
 from typing import Any
+
+
+class ConnectionMode(str, Enum):
+    """deriva-ml's modes. satchel works the same in both: everything is recorded locally, and the
+    catalog is reached only when asked (``push``, ``sync``, ``commit_pending_executions``)."""
+
+    online = "online"
+    offline = "offline"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class DerivaMLConfig:
+    """deriva-ml's constructor arguments as one value: ``DerivaML.instantiate(config)`` builds from it."""
+
+    hostname: str
+    catalog_id: str | int = 1
+    domain_schemas: str | set[str] | None = None
+    default_schema: str | None = None
+    project_name: str | None = None
+    cache_dir: str | Path | None = None
+    working_dir: str | Path | None = None
+    hydra_runtime_output_dir: str | Path | None = None
+    ml_schema: str = "deriva-ml"
+    logging_level: Any = None
+    deriva_logging_level: Any = None
+    credential: Any = None
+    s3_bucket: str | None = None
+    use_minid: bool | None = None
+    clean_execution_dir: bool = True
+    mode: ConnectionMode | str = ConnectionMode.online
+
+    def model_dump(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
@@ -25,9 +63,22 @@ class Workflow:
     rid: str | None = None
     is_notebook: bool = False
 
+    def __post_init__(self) -> None:
+        # deriva-ml normalizes a single type to a list: ``create_workflow(..., "Training").workflow_type == ["Training"]``
+        self.workflow_type = [self.workflow_type] if isinstance(self.workflow_type, str) else list(self.workflow_type)
+
     @property
     def workflow_types(self) -> list[str]:
-        return [self.workflow_type] if isinstance(self.workflow_type, str) else list(self.workflow_type)
+        return list(self.workflow_type)
+
+    @property
+    def workflow_rid(self) -> str | None:
+        """deriva-ml's name for ``rid``: set once the workflow is recorded."""
+        return self.rid
+
+    @workflow_rid.setter
+    def workflow_rid(self, value: str | None) -> None:
+        self.rid = value
 
 
 @dataclass
@@ -36,6 +87,21 @@ class AssetSpec:
 
     rid: str
     cache: bool = False
+
+
+@dataclass
+class LocalFile:
+    """A file on this machine an execution reads, not yet an asset (deriva-ml's ``LocalFile``).
+
+    ``create_execution`` records it as a ``File`` asset (its bytes captured into the store, so
+    the push sends them: deriva-ml uploads no bytes for it) and links it as an ``Input``.
+    """
+
+    path: str
+    cache: bool = False
+
+    def __post_init__(self) -> None:
+        self.path = str(self.path)
 
 
 @dataclass
@@ -53,7 +119,7 @@ class ExecutionConfiguration:
     """Everything an execution is created from (deriva-ml's ``ExecutionConfiguration``)."""
 
     datasets: list[DatasetSpec] = field(default_factory=list)
-    assets: list[AssetSpec] = field(default_factory=list)
+    assets: list[AssetSpec | LocalFile] = field(default_factory=list)
     workflow: Workflow | str | None = None
     description: str = ""
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
@@ -77,14 +143,17 @@ class ExecutionConfiguration:
         }
 
 
-def _asset_spec(a: Any) -> AssetSpec:
-    if isinstance(a, AssetSpec):
+def _asset_spec(a: Any) -> AssetSpec | LocalFile:
+    if isinstance(a, AssetSpec | LocalFile):
         return a
     if isinstance(a, str):
         return AssetSpec(rid=a)
     if isinstance(a, dict) and "rid" in a:
         return AssetSpec(rid=a["rid"], cache=bool(a.get("cache", False)))
-    raise TypeError(f"an input asset must be a RID string, an AssetSpec or a dict with 'rid', not {a!r}")
+    if isinstance(a, dict) and isinstance(a.get("path"), str) and a["path"]:
+        return LocalFile(path=a["path"], cache=bool(a.get("cache", False)))
+    raise TypeError(f"an input asset must be a RID string, an AssetSpec, a LocalFile, or a dict with 'rid' or "
+                    f"'path', not {a!r}")
 
 
 def _dataset_spec(d: Any) -> DatasetSpec:

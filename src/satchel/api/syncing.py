@@ -1,0 +1,114 @@
+"""Sync calls of ``DerivaML``: the remote it syncs to, push, pull, and what they would do.
+
+The only calls of the API that reach the network, and only when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from satchel.journal.resolve import asset_id, row_id
+from satchel.api.workspace import Workspace
+from satchel.journal import queries as q
+from satchel.journal import read_transaction, write_transaction
+from satchel.journal.models import AssetRow
+
+
+class SyncCalls:
+    workspace: Workspace
+    hostname: str
+    catalog_id: str
+
+    # --- the remote ------------------------------------------------------------------------------
+
+    @property
+    def remote_url(self) -> str:
+        """The server this store syncs to: set with ``set_remote``, else ``https://<hostname>``."""
+        with read_transaction(self.workspace.engine) as conn:
+            return q.store_info(conn).get("remote_url") or f"https://{self.hostname}"
+
+    def set_remote(self, url: str) -> None:
+        """Configure the server this store syncs to (once per store; ``satchel remote set URL``)."""
+        from satchel.remote.session import RemoteSession
+
+        RemoteSession(url, credential=None).close()  # validates the URL; sends nothing
+        with write_transaction(self.workspace.engine) as conn:
+            q.set_store_info(conn, "remote_url", url.rstrip("/"))
+
+    def connect(self, **session_options: Any) -> Any:
+        """A :class:`satchel.remote.Remote` for this store's server and catalog (no request is sent)."""
+        from satchel.remote import Remote
+
+        return Remote(self.remote_url, self.catalog_id, **session_options)
+
+    def push(self, *, remote: Any = None, progress: Any = None, retry_failed: bool = False, **options: Any) -> Any:
+        """Send all local work to the catalog and object store, exactly once. Returns a ``SyncResult``."""
+        from satchel import sync
+
+        own = remote is None
+        remote = remote if remote is not None else self.connect()
+        try:
+            return sync.push(self, remote, progress=progress, retry_failed=retry_failed, **options)
+        finally:
+            if own:
+                remote.close()
+
+    def pull(
+        self, *, remote: Any = None, progress: Any = None, assets: Sequence[str] = (), tables: Sequence[str] = (),
+        executions: Sequence[str] = (), metadata: bool = True, transfers: int = 4,
+    ) -> Any:
+        """Mirror the catalog's metadata into the store; fetch the bytes of the assets, tables or
+        executions named (verified by MD5 into the cache), so they work offline afterwards."""
+        from satchel import sync
+
+        own = remote is None
+        remote = remote if remote is not None else self.connect()
+        try:
+            return sync.pull(self, remote, progress=progress, assets=list(assets), tables=list(tables),
+                             executions=list(executions), metadata=metadata, transfers=transfers)
+        finally:
+            if own:
+                remote.close()
+
+    def sync(self, *, remote: Any = None, progress: Any = None, retry_failed: bool = False, **options: Any) -> Any:
+        """Push local work, then pull the catalog's: one ``SyncResult`` for both."""
+        own = remote is None
+        remote = remote if remote is not None else self.connect()
+        try:
+            pushed = self.push(remote=remote, progress=progress, retry_failed=retry_failed, **options)
+            pulled = self.pull(remote=remote, progress=progress)
+            return pushed.merge(pulled)
+        finally:
+            if own:
+                remote.close()
+
+    def pull_plan(self, *, assets: Sequence[str] = (), tables: Sequence[str] = (),
+                  executions: Sequence[str] = ()) -> dict[str, Any]:
+        """What a pull would read and fetch, from the journal alone (``satchel pull --dry-run``)."""
+        from satchel.sync.plan import pull_plan
+
+        ids: list[int] | None = None
+        with read_transaction(self.workspace.engine) as conn:
+            if assets or tables or executions:
+                ids = [asset_id(conn, r) for r in assets]
+                for t in tables:
+                    ids += conn.execute(select(AssetRow.id).where(AssetRow.asset_table == t)).scalars().all()
+                for r in executions:
+                    exe_id = row_id(conn, r, "execution", "pull the metadata first (satchel pull)")
+                    ids += conn.execute(select(q.links_t.c.asset_id).where(q.links_t.c.execution_id == exe_id)).scalars().all()
+            return pull_plan(conn, sorted(set(ids)) if ids is not None else None)
+
+    def resolve(self, asset_rid: str, keep: str) -> int:
+        """Settle a description conflict: ``keep='local'`` or ``'remote'``. Returns how many were settled."""
+        from satchel.sync.puller import resolve_conflict
+
+        return resolve_conflict(self, asset_rid, keep)
+
+    def sync_plan(self) -> Any:
+        """What one push would send, from the journal alone (``--dry-run``)."""
+        from satchel import sync
+
+        return sync.plan(self)
