@@ -25,7 +25,7 @@ def doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data = tmp / "data"
     res = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--repeat", "1",
-         "--only", "capture-small", "--only", "noop-redownload", "--only", "push-small",
+         "--only", "capture-small", "--only", "noop-redownload", "--only", "push-small", "--only", "scale",
          "--out", str(out), "--data-dir", str(data)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
@@ -41,7 +41,7 @@ def test_document_shape(doc: dict) -> None:
     for key in ("cpu_count", "python", "kernel", "filesystem"):
         assert machine[key], key
     assert machine["filesystem"]["type"]
-    assert [w["name"] for w in doc["workloads"]] == ["capture-small", "noop-redownload", "push-small"]
+    assert [w["name"] for w in doc["workloads"]] == ["capture-small", "noop-redownload", "push-small", "scale"]
 
 
 def test_figures_have_statistics_references_and_targets(doc: dict) -> None:
@@ -74,3 +74,10 @@ def test_push_small_counts_requests_against_the_derivapy_reference(doc: dict) ->
     assert figures["requests_per_asset"]["values"][0] >= 1
     assert figures["catalog_requests_per_asset"]["reference"]["values"][0] >= 1
     assert isinstance(figures["catalog_requests_per_asset"]["met"], bool)
+
+
+def test_scale_builds_its_store_through_the_journal_write_path(doc: dict) -> None:
+    scale = doc["workloads"][3]  # it reaches into the API's internals to build 20,000 assets fast: keep it running
+    assert scale["status"] == "ok", scale
+    figures = {f["id"]: f for f in scale["figures"]}
+    assert scale["params"]["assets"] == 20_000 and figures["store_bytes_per_asset"]["values"][0] > 0

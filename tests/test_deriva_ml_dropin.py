@@ -198,6 +198,8 @@ def test_the_scripts_work_sync_exactly_once(lab, tmp_path, deriva_server):
     lab.run("evaluate.py", model_rid, str(tmp_path / "peek"))
     lab.run("lifecycle.py")
 
+    with lab.ml() as ml:
+        assert not any(ml.resume_execution(e.rid).synced for e in ml.list_executions())
     env = {**os.environ, "SATCHEL_HOME": str(lab.home), "HOME": str(lab.home), "SATCHEL_TOKEN": deriva_server.token}
     store = str(lab.home / HOST / CATALOG)
     satchel = [shutil.which("satchel") or str(Path(sys.executable).parent / "satchel")]
@@ -214,6 +216,7 @@ def test_the_scripts_work_sync_exactly_once(lab, tmp_path, deriva_server):
     with lab.ml() as ml, deriva_server.remote() as server:
         catalog = server.catalog.get
         statuses = {e.rid: e.status for e in ml.list_executions()}
+        assert all(ml.resume_execution(rid).synced for rid in statuses)
         remote = {r["RID"]: r["Status"] for r in catalog("deriva-ml", "Execution")}
         assert remote == {rid: s.value for rid, s in statuses.items()}
         model = ml.lookup_asset(model_rid)
@@ -244,3 +247,15 @@ def test_an_asset_table_created_offline_takes_assets_at_once(ml, workflow, tmp_p
     asset = ml.lookup_asset(path.asset_rid)
     assert asset.asset_table == "Scan_File" and asset.metadata == {"Scanner_Model": "X1"}
     assert asset.asset_types == ["Output_File", "Scan_File"]
+
+
+def test_lookup_asset_says_what_a_rid_is_when_not_an_asset(ml):
+    from satchel import DerivaMLException
+
+    term = ml.add_term("Asset_Type", "New_Type", description="A new asset type")
+    with pytest.raises(DerivaMLException, match="not an asset"):  # deriva-ml's test_asset.py asks this
+        ml.lookup_asset(term.rid)
+    with pytest.raises(DerivaMLException, match="no asset has RID"):
+        ml.lookup_asset("NONEXISTENT")
+    with pytest.raises(DerivaMLException, match="not a RID"):
+        ml.lookup_asset(None)

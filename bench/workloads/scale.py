@@ -54,6 +54,7 @@ def _table(i: int) -> str:
 
 def _generate(ctx: Context, store: Path, n: int) -> dict[str, float]:
     from satchel.cache import Digest
+    from satchel.api import commit
     from satchel.api.registration import INSERT_REGISTRATION as _INSERT_REGISTRATION
     from satchel.journal import queries as q
     from satchel.journal import read_transaction, write_transaction
@@ -61,7 +62,8 @@ def _generate(ctx: Context, store: Path, n: int) -> dict[str, float]:
     from satchel.store import now
 
     ml = open_store(store)
-    ml._check_asset_table("Image")  # a local asset table, as a first asset_file_path("Image", ...) makes it
+    if ml.workspace.check_asset_table("Image"):  # a local asset table, as a first asset_file_path("Image", ...) makes it
+        ml.workspace.record_asset_table("Image")
     engine = ml.store.engine
     index = ml.store.cache.index
     ino = 1_000_000
@@ -83,7 +85,7 @@ def _generate(ctx: Context, store: Path, n: int) -> dict[str, float]:
                     raw.executemany(_INSERT_REGISTRATION, regs)
             t0 = clock()
             with read_transaction(engine) as conn:
-                pending = q.pending_registrations(conn, exe._id)
+                pending = commit.pending(conn.connection.driver_connection, exe._id)
             digests = []
             entries = []
             for reg in pending:
@@ -97,7 +99,7 @@ def _generate(ctx: Context, store: Path, n: int) -> dict[str, float]:
             index.record(entries)
             at = now()
             with write_transaction(engine) as conn:
-                exe._record_assets(conn, pending, digests, at)
+                commit.record_assets(conn, ml.store.store_id, exe._id, pending, digests, at)
                 cur = q.execution_status(conn, exe._id)
                 q.record_status(conn, exe._id, cur, Status.Pending_Upload.value, at, None, commit_time=at)
             t_journal += clock() - t0

@@ -20,6 +20,14 @@ class Status(str, Enum):
         return self.value
 
 
+def status_of(value: str) -> Status | str:
+    """A stored status as a ``Status``; a free-text one (deriva-ml 1.24 wrote those, and pulls keep them) as is."""
+    try:
+        return Status(value)
+    except ValueError:
+        return value
+
+
 #: the statuses an error is kept with (``Execution.error``)
 TERMINAL = (Status.Failed, Status.Aborted)
 

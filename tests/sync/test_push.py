@@ -9,6 +9,7 @@ import pytest
 
 from satchel import AuthenticationError, ExecutionConfiguration, StoreBusyError
 from satchel.remote import Remote
+from satchel.remote.hatrac import md5_base64
 from satchel.sync.lock import sync_lock
 
 from syncsupport import catalog_rows, make_remote, random_bytes, record_run
@@ -92,13 +93,29 @@ def test_same_bytes_from_two_stores_become_one_row(new_store, remote, deriva_ser
     seen = len(deriva_server.log)
     result = second.push(remote=remote)
     assert result.ok and result.skipped["objects"] == 1 and result.skipped["assets"] == 1
-    # a small object goes without a HEAD first; If-None-Match refuses it (412), and a HEAD finds our bytes
-    assert [(m, s) for m, t, s in list(deriva_server.log)[seen:] if t.startswith("/hatrac/")] == [("PUT", 412),
-                                                                                                 ("HEAD", 200)]
+    # the catalog names the object's URL already, so it is HEADed, found with our MD5, and not sent
+    assert [(m, s) for m, t, s in list(deriva_server.log)[seen:] if t.startswith("/hatrac/")] == [("HEAD", 200)]
+    assert result.bytes_sent == 0
     (row,) = catalog_rows(remote, "Model")
     assert len(remote.hatrac.versions(row["URL"])) == 1, "no second object version"
     assert second.lookup_asset(rids["shared.bin"]).rid == row["RID"], "adopted the existing row"
     assert len(catalog_rows(remote, "Model_Execution")) == 2
+
+
+def test_small_bytes_already_stored_without_a_row_make_no_second_version(new_store, remote, deriva_server, tmp_path):
+    """Another push stored the object but died before its row: no row names the URL, so the small object is
+    PUT without a HEAD; If-None-Match makes that a 412, and a HEAD finds our bytes (sent twice, stored once)."""
+    ml = new_store()
+    _, rids = record_run(ml, {"orphan.bin": ("Model", b"bytes of a dead push", [])})
+    url = ml.lookup_asset(rids["orphan.bin"]).url
+    (tmp_path / "orphan.bin").write_bytes(b"bytes of a dead push")
+    remote.hatrac.create(url, tmp_path / "orphan.bin", md5=md5_base64(hashlib.md5(b"bytes of a dead push").hexdigest()))
+    seen = len(deriva_server.log)
+    result = ml.push(remote=remote)
+    assert result.ok and result.skipped["objects"] == 1 and result.done["assets"] == 1
+    assert [(m, s) for m, t, s in list(deriva_server.log)[seen:] if t.startswith("/hatrac/")] == [("PUT", 412),
+                                                                                                 ("HEAD", 200)]
+    assert len(remote.hatrac.versions(url)) == 1
 
 
 def test_a_refused_row_fails_alone_and_retry_failed_tries_again(new_store, remote, deriva_server):

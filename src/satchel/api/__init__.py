@@ -4,12 +4,12 @@ Modules, lowest first (each imports only those above it):
 
 - ``records``: what calls return (``Asset``, ``AssetFilePath``, reports, records); ``config``:
   what executions are configured with (``ExecutionConfiguration``, ``Workflow``...)
+- ``placement``: assets' bytes into a directory (downloads)
 - ``workspace``: the store, its model knowledge and asset records, shared by the rest
-- ``placement``: assets' bytes into a directory (downloads); ``registration``: files registered
-  as outputs; ``commit``: their capture and recording
+- ``registration``: files registered as outputs; ``commit``: their capture and recording
 - ``execution``: ``Execution``
-- ``vocabulary``, ``workflows``, ``executions``, ``assets``, ``syncing``, ``storage``: the calls of
-  ``DerivaML``, one module per concern; ``facade``: ``DerivaML`` itself
+- ``vocabulary``, ``workflows``, ``executions``, ``lineage``, ``assets``, ``syncing``, ``storage``: the
+  calls of ``DerivaML``, one module per concern; ``facade``: ``DerivaML`` itself
 """
 
 from __future__ import annotations

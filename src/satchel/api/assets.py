@@ -5,15 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_
 
 from satchel.api.records import Asset, AssetExecution, UpdateAssetResult
-from satchel.errors import UnknownAssetTableError
+from satchel.errors import SatchelError
 from satchel.journal.resolve import row_id
 from satchel.api.workspace import Workspace
 from satchel.journal import queries as q
 from satchel.journal import read_transaction
 from satchel.journal.models import AssetRow
+
+
+def column_name(column: Any) -> str:
+    """The name of a column definition: deriva-ml's ``ColumnDefinition`` (``.name``), a dict, or a name."""
+    name = column if isinstance(column, str) else column.get("name") if isinstance(column, dict) \
+        else getattr(column, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{column!r} is not a column definition; pass ColumnDefinition(name=...), "
+                         "{'name': ...} or a column name")
+    return name
 
 
 class AssetCalls:
@@ -26,18 +36,20 @@ class AssetCalls:
         self, asset_name: str, additional_columns: Sequence[Any] = (), comment: str | None = None,
         schema: str | None = None, use_hatrac: bool = True, update_navbar: bool = True,
     ) -> str:
-        """Record a new asset table in this store, offline; returns its name.
+        """Record a new asset table in this store, offline, even once the catalog's model is known; returns its name.
 
         satchel does not change the catalog's model: the table must exist in the
         catalog (made there with deriva-ml or the server's tools) when its
-        assets are pushed, and the push names it if not. Until then assets can
-        be recorded into it here. ``additional_columns`` (``ColumnDefinition``
-        objects, dicts with ``name``, or names) are the metadata columns it will have.
+        assets are pushed, and the push fails them, naming the table, until it
+        does. Until then assets can be recorded into it here. ``additional_columns``
+        (``ColumnDefinition`` objects, dicts with ``name``, or names) are the
+        metadata columns it will have.
         """
         ws = self.workspace
-        if not ws.check_asset_table(asset_name):
-            raise UnknownAssetTableError(f"Table {asset_name} already exist; use it, or pick another name")
-        columns = [c if isinstance(c, str) else c["name"] if isinstance(c, dict) else c.name for c in additional_columns]
+        if asset_name in ws.asset_tables():
+            raise SatchelError(f"Table {asset_name} already exists; use it, or pick another name")
+        ws.check_table_name(asset_name, "pick another name")
+        columns = [column_name(c) for c in additional_columns]
         ws.record_asset_table(asset_name, schema or ws.default_schema, columns)
         return asset_name
 
@@ -86,10 +98,7 @@ class AssetCalls:
         """Every asset linked to an execution (optionally in one role), in two bulk queries."""
         with read_transaction(self.workspace.engine) as conn:
             found = row_id(conn, execution_rid, "execution", "list them with `satchel ls --executions`")
-            links = select(q.links_t.c.asset_id).where(q.links_t.c.execution_id == found)
-            if asset_role is not None:
-                links = links.where(q.links_t.c.role == asset_role)
-            return self.workspace.assets(q.asset_records(conn, AssetRow.id.in_(links)))
+            return self.workspace.execution_assets(conn, found, asset_role)
 
     def update_asset(
         self,

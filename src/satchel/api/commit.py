@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from satchel._crashpoints import crash_point
 from satchel.api.workspace import Workspace
-from satchel.errors import CommitError
+from satchel.errors import CommitError, ExecutionError
 from satchel.journal import queries as q
 from satchel.journal import write_transaction
 from satchel.mlschema import INPUT_FILE, OUTPUT_FILE, hatrac_url
@@ -85,9 +85,10 @@ def sizes_of(execution_rid: str, items: list[Pending]) -> list[int]:
 
 def capture_and_record(
     ws: Workspace, execution_id: int, execution_rid: str, items: list[Pending], sizes: list[int], *,
-    clean: bool, final_status: Status, on_capture: Callable[[int, int], None],
+    clean: bool, on_capture: Callable[[int, int], None],
 ) -> Recorded:
-    """Capture the staged files into the cache, then record them in one transaction ending at ``final_status``."""
+    """Capture the staged files into the cache, then record them in one transaction ending at Uploaded
+    (into the store: docs/api.md, "What Uploaded means")."""
     store = ws.store
     # staged files (new or copied, not symlinks) that the clean-up deletes may become the cache objects
     # themselves, by hardlink: no second write of their bytes (see ObjectCache._take)
@@ -105,7 +106,7 @@ def capture_and_record(
             rids = record_assets(conn, store.store_id, execution_id, items, [c.digest for c in captured], at) \
                 if items else []
             cur = q.execution_status(conn, execution_id)
-            for step in _path_to(cur, final_status):
+            for step in _to_uploaded(cur):
                 tgt = check_transition(execution_rid, cur, step.value)
                 extra = {"commit_time": at} if tgt is Status.Pending_Upload else {}
                 q.record_status(conn, execution_id, cur, tgt.value, at, None, **extra)
@@ -118,24 +119,24 @@ def capture_and_record(
     return Recorded(rids, sum(c.digest.size for c in captured), sum(1 for c in captured if c.copied))
 
 
-def record_inputs(ws: Workspace, execution_id: int, paths: list[str], table: str = "File") -> list[str]:
-    """Files on this machine an execution reads (deriva-ml's ``LocalFile``): captured, recorded as assets
-    of ``table`` with an ``Input`` link; returns their RIDs. The bytes travel at the next push."""
-    items = [Pending(None, table, os.path.basename(p), p, "symlink", [], None, None) for p in paths]  # type: ignore[arg-type]
-    sizes = [os.stat(p).st_size for p in paths]
-    captured, seal = ws.store.cache.capture_many(paths, sizes=sizes, disposable=[False] * len(paths))
-    seal()
-    with write_transaction(ws.engine) as conn:
-        return record_assets(conn, ws.store.store_id, execution_id, items, [c.digest for c in captured], now(),
-                             role="Input")
+def capture_inputs(ws: Workspace, paths: list[str], table: str = "File") -> tuple[list[Pending], list[Any]]:
+    """Files on this machine an execution reads (deriva-ml's ``LocalFile``), captured into the cache and
+    made durable: what :func:`record_assets` (``role="Input"``) records, in the caller's transaction.
+    The bytes travel at the next push."""
+    items = [Pending(None, table, os.path.basename(p), p, "symlink", [], None, None) for p in paths]
+    try:
+        sizes = [os.stat(p).st_size for p in paths]
+        captured, seal = ws.store.cache.capture_many(paths, sizes=sizes, disposable=[False] * len(paths))
+        seal()
+    except OSError as exc:
+        raise ExecutionError(f"the input file {exc.filename or ''} cannot be read ({exc.strerror or exc}); "
+                             "check the LocalFile path and its permissions. Nothing was recorded.") from None
+    return items, [c.digest for c in captured]
 
 
-def _path_to(current: str, final: Status) -> list[Status]:
-    """The statuses a commit passes through: to Pending_Upload, then on to ``final`` when it is Uploaded."""
-    steps = [] if current == Status.Pending_Upload.value else [Status.Pending_Upload]
-    if final is Status.Uploaded:
-        steps.append(Status.Uploaded)
-    return steps
+def _to_uploaded(current: str) -> list[Status]:
+    """The statuses a commit passes through: Pending_Upload (unless there already), then Uploaded."""
+    return [Status.Uploaded] if current == Status.Pending_Upload.value else [Status.Pending_Upload, Status.Uploaded]
 
 
 def record_assets(conn: Any, store_id: str, execution_id: int, items: list[Pending], digests: list[Any],

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from satchel.cache.objects import gc_paused
 from satchel.errors import ExecutionError
 from satchel.journal import queries as q
 from satchel.journal import read_transaction, write_transaction
-from satchel.journal.models import AssetRow, ExecutionRow, Registration, WorkflowRow
+from satchel.journal.models import ExecutionRow, Registration, WorkflowRow
 from satchel.mlschema import INPUT_FILE, OUTPUT_FILE
-from satchel.status import TERMINAL, Status, check_transition
+from satchel.status import TERMINAL, Status, check_transition, status_of
 from satchel.store import instant, now
 
 log = logging.getLogger("satchel.execution")
@@ -57,7 +57,7 @@ class Execution:
         self._staged_dirs: dict[str, str] = {}  # asset table -> its staging directory, made
         self._types_json: dict[tuple[str, ...], str] = {}
 
-    def _adopt(self, pending: list[Any]) -> None:
+    def adopt_pending(self, pending: list[Any]) -> None:
         """Hand out again the registrations a resumed execution left pending."""
         for reg in pending:
             self._handed_out[(reg.asset_table, reg.file_name)] = AssetFilePath(
@@ -101,8 +101,20 @@ class Execution:
 
     @property
     def synced(self) -> bool:
-        """Whether the catalog holds this execution's row (its outputs may still be on their way)."""
-        return not self.dry_run and self._row().sync_state in ("synced", "remote")
+        """Whether the catalog has confirmed all of this execution: its row, its status, every link (so every
+        asset it produced or used), and no registered file waits for a commit."""
+        if self.dry_run:
+            return False
+        with read_transaction(self._ws.engine) as conn:
+            row = conn.execute(select(ExecutionRow.sync_state, ExecutionRow.status, ExecutionRow.remote_status)
+                               .where(ExecutionRow.id == self._id)).one()
+            if row.sync_state not in ("synced", "remote") or row.remote_status != row.status:
+                return False
+            waiting = conn.execute(select(q.links_t.c.asset_id).where(
+                q.links_t.c.execution_id == self._id, q.links_t.c.sync_state != "synced").limit(1)).first()
+            registered = conn.execute(select(Registration.id).where(
+                Registration.execution_id == self._id, Registration.asset_id.is_(None)).limit(1)).first()
+        return waiting is None and registered is None
 
     # --- status --------------------------------------------------------------------------
 
@@ -111,7 +123,7 @@ class Execution:
         if self.dry_run:
             return Status.Created
         with read_transaction(self._ws.engine) as conn:
-            return Status(q.execution_status(conn, self._id))
+            return status_of(q.execution_status(conn, self._id))  # type: ignore[return-value]
 
     @property
     def error(self) -> str | None:
@@ -326,7 +338,7 @@ class Execution:
 
         with gc_paused():  # thousands of small objects, no cycles: see pause_gc
             recorded = commit.capture_and_record(
-                ws, self._id, self.execution_rid, items, sizes, clean=clean, final_status=Status.Uploaded,
+                ws, self._id, self.execution_rid, items, sizes, clean=clean,
                 on_capture=on_capture)
         report.bytes_captured, report.new_objects = recorded.bytes_captured, recorded.new_objects
         for reg, rid in zip(items, recorded.rids, strict=True):
@@ -414,20 +426,11 @@ class Execution:
             for p in placed
         ]
 
-    def record_local_inputs(self, paths: Sequence[Path]) -> list[AssetFilePath]:
-        """Files of this machine the execution reads (``LocalFile``): captured as ``File`` assets, linked as inputs."""
-        rids = commit.record_inputs(self._ws, self._id, [os.fspath(Path(p).resolve()) for p in paths])
-        return [AssetFilePath(p, asset_table="File", file_name=Path(p).name, asset_types=[INPUT_FILE], asset_rid=rid)
-                for p, rid in zip(paths, rids, strict=True)]
-
     def list_assets(self, asset_role: str | None = None) -> list[Asset]:
         """Every asset linked to this execution (optionally in one role: ``Input`` or ``Output``)."""
         if self.dry_run:
             return []
         with read_transaction(self._ws.engine) as conn:
-            links = select(q.links_t.c.asset_id).where(q.links_t.c.execution_id == self._id)
-            if asset_role is not None:
-                links = links.where(q.links_t.c.role == asset_role)
-            return self._ws.assets(q.asset_records(conn, AssetRow.id.in_(links)))
+            return self._ws.execution_assets(conn, self._id, asset_role)
 
 

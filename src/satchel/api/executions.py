@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,19 +10,19 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from satchel.api import placement
+from satchel.api import commit, placement
 from satchel.api.config import AssetSpec, ExecutionConfiguration, LocalFile, Workflow
 from satchel.api.execution import Execution
-from satchel.api.records import ExecutionRecord, ExecutionSnapshot
+from satchel.api.records import AssetFilePath, ExecutionRecord, ExecutionSnapshot, UploadReport
 from satchel.api.workflows import record_workflow, workflow_of
 from satchel.api.workspace import Workspace
-from satchel.errors import AuthenticationError, ExecutionError, SatchelError, TransportError
+from satchel.errors import ExecutionError, RemoteError, SatchelError, StoreBusyError
 from satchel.journal import queries as q
 from satchel.journal import read_transaction, write_transaction
 from satchel.journal.models import AssetLink, AssetRow, ExecutionRow, Registration, StatusEvent, WorkflowRow
 from satchel.journal.resolve import asset_id, row_id
 from satchel.mlschema import INPUT_FILE
-from satchel.status import Status
+from satchel.status import TERMINAL, Status, status_of
 from satchel.store import allocate_rids, instant, now
 
 FIX = "list them with ml.list_executions() or `satchel ls --executions`"
@@ -71,13 +72,17 @@ class ExecutionCalls:
         specs = [a for a in configuration.assets if isinstance(a, AssetSpec)]
         local_files = [a for a in configuration.assets if isinstance(a, LocalFile)]
         inputs = [ws.lookup_asset(spec.rid) for spec in specs]
-        digests = [placement.digest_for(ws.store, a.rid, a.md5, a.length, a.filename) for a in inputs]
+        for a in inputs:  # each input's bytes are in the cache, or this raises before anything is written
+            placement.digest_for(ws.store, a.rid, a.md5, a.length, a.filename)
         for lf in local_files:  # raises before anything is written
             if not Path(lf.path).is_file():
                 raise ExecutionError(f"LocalFile {lf.path} is not a file; pass the path of an existing file")
+        local_paths = [os.fspath(Path(lf.path).resolve()) for lf in local_files]
         if dry_run:
             row = ExecutionRow(id=0, rid="0000", configuration=configuration.to_json())  # never stored
             return Execution(ws, row, dry_run=True)
+        # local input files go into the cache, durably, before the transaction that records them with the execution
+        local_items, local_digests = commit.capture_inputs(ws, local_paths) if local_paths else ([], [])
         at = now()
         with write_transaction(ws.engine) as conn:
             wf_rid = record_workflow(ws, conn, wf)
@@ -98,17 +103,19 @@ class ExecutionCalls:
                 ids = [asset_id(conn, a.rid) for a in inputs]
                 q.add_links(conn, [(i, exe_id, "Input") for i in ids], at)
                 q.add_tags(conn, [(i, INPUT_FILE) for i in ids], at)
+            local_rids = commit.record_assets(conn, ws.store.store_id, exe_id, local_items, local_digests, at,
+                                              role="Input") if local_items else []
             row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == exe_id)).one()
         exe = Execution(ws, row)
         exe.working_dir.mkdir(parents=True, exist_ok=True)
-        for asset, digest in zip(inputs, digests, strict=True):
+        for asset in inputs:
             dest_dir = exe.working_dir / "downloaded-assets" / asset.asset_table / asset.rid
             (placed,) = exe.download_assets([asset.rid], dest_dir, update_catalog=False)
             placed.asset_types = sorted({*asset.asset_types, INPUT_FILE})
             exe.asset_paths.setdefault(asset.asset_table, []).append(placed)
-        if local_files:
-            for afp in exe.record_local_inputs([Path(lf.path) for lf in local_files]):
-                exe.asset_paths.setdefault(afp.asset_table or "File", []).append(afp)
+        for path, item, rid in zip(local_paths, local_items, local_rids, strict=True):
+            exe.asset_paths.setdefault(item.asset_table, []).append(AssetFilePath(
+                path, asset_table=item.asset_table, file_name=item.file_name, asset_types=[INPUT_FILE], asset_rid=rid))
         return exe
 
     def _workflow_named(self, url_or_rid: str) -> Workflow:
@@ -125,7 +132,7 @@ class ExecutionCalls:
             row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == found)).one()
             pending = q.pending_registrations(conn, row.id)
         exe = Execution(self.workspace, row)
-        exe._adopt(pending)
+        exe.adopt_pending(pending)
         return exe
 
     restore_execution = resume_execution
@@ -146,8 +153,15 @@ class ExecutionCalls:
             return self._records(conn, ExecutionRow.id == found)[0]
 
     def find_executions(self, workflow: Workflow | str | None = None, workflow_type: str | None = None,
-                        status: Status | str | None = None, **_unsupported: Any) -> list[ExecutionRecord]:
-        """Executions of a workflow (a Workflow or its RID), of a workflow type, and/or in a status."""
+                        status: Status | str | None = None, sort: Any = None, dataset: Any = None,
+                        dataset_role: str = "any") -> list[ExecutionRecord]:
+        """Executions of a workflow (a Workflow or its RID), of a workflow type, and/or in a status, oldest first.
+
+        ``sort`` is accepted and not taken; datasets are a later release, so ``dataset`` is refused.
+        """
+        if dataset is not None:
+            raise ExecutionError("find_executions(dataset=...) needs datasets, which satchel does not record yet; "
+                                 "filter by workflow, workflow_type or status")
         where = []
         if workflow is not None:
             wf_rid = workflow.rid if isinstance(workflow, Workflow) else workflow
@@ -181,11 +195,12 @@ class ExecutionCalls:
             with read_transaction(self.workspace.engine) as conn:
                 where.append(ExecutionRow.workflow_id == row_id(conn, workflow_rid, "workflow",
                                                                 "find it with ml.find_workflows()"))
-        if since is not None:
-            moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-            where.append(ExecutionRow.created_at >= moment.astimezone(timezone.utc).isoformat())
         with read_transaction(self.workspace.engine) as conn:
-            return self._snapshots(conn, *where)
+            found = self._snapshots(conn, *where)
+        if since is None:
+            return found
+        moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)  # times are compared as instants:
+        return [s for s in found if s.created_at >= moment]  # a pulled row's RCT keeps the server's offset
 
     def find_incomplete_executions(self) -> list[ExecutionSnapshot]:
         """Executions to resume, retry or clean up: any status but Uploaded and Aborted."""
@@ -193,23 +208,31 @@ class ExecutionCalls:
 
     def commit_pending_executions(self, *, execution_rids: Sequence[str] | None = None, clean_folder: bool = False,
                                   remote: Any = None, **push_options: Any) -> Any:
-        """Commit what these executions (default: all with pending work) registered, then push.
+        """Commit what these executions registered, then push.
 
-        deriva-ml uploads here; satchel commits into the store (offline) and then
-        pushes the store to the catalog. Offline (or without credentials) the push
-        fails softly: the report says so in ``errors`` and the next ``satchel push``
-        sends the work.
+        The default is every execution with registered files that is past
+        Running; one still Created or Running (maybe at work in another
+        process) is listed in ``errors``, to be named if it died. deriva-ml
+        uploads here; satchel commits into the store (offline) and then pushes
+        the store to the catalog. When the push cannot happen (offline, no
+        credentials, another sync at work) the commits stand and ``errors`` says
+        so; the next ``satchel push`` sends the work.
         """
-        from satchel.api.records import UploadReport
-
+        skipped: list[str] = []
         with read_transaction(self.workspace.engine) as conn:
             if execution_rids is None:
                 pending = select(Registration.execution_id).where(Registration.asset_id.is_(None))
-                rids = conn.execute(select(ExecutionRow.rid).where(ExecutionRow.id.in_(pending))
-                                    .order_by(ExecutionRow.id)).scalars().all()
+                found = conn.execute(select(ExecutionRow.rid, ExecutionRow.status).where(ExecutionRow.id.in_(pending))
+                                     .order_by(ExecutionRow.id)).all()
+                # a Running one may be at work in another process: committing would stop it under its feet
+                rids = [r.rid for r in found if r.status not in (Status.Created, Status.Running)]
+                skipped = [r.rid for r in found if r.status in (Status.Created, Status.Running)]
             else:
                 rids = list(execution_rids)
         report = UploadReport(execution_rids=list(rids))
+        report.errors += [f"{rid}: not committed, it is still Created or Running (another process may be running "
+                          f"it); if it died, name it: commit_pending_executions(execution_rids=[{rid!r}])"
+                          for rid in skipped]
         for rid in rids:
             try:
                 done = self.resume_execution(rid).commit_output_assets(clean_folder=clean_folder)
@@ -224,7 +247,7 @@ class ExecutionCalls:
         try:
             pushed = self.push(remote=remote, **push_options)  # type: ignore[attr-defined]
             report.errors += [str(f) for f in pushed.failed]
-        except (TransportError, AuthenticationError) as exc:
+        except (RemoteError, StoreBusyError) as exc:  # the commits stand; the push is for later
             report.errors.append(f"committed in the store; not pushed ({exc}); run `satchel push` when online")
         return report
 
@@ -235,7 +258,7 @@ class ExecutionCalls:
         workflows = self._workflows(conn, rows)
         return [
             ExecutionRecord(
-                execution_rid=r.remote_rid or r.rid, workflow=workflows.get(r.workflow_id), status=Status(r.status),
+                execution_rid=r.remote_rid or r.rid, workflow=workflows.get(r.workflow_id), status=status_of(r.status),
                 description=r.description or "", start_time=instant(r.start_time), stop_time=instant(r.stop_time),
                 duration=r.execution_duration, synced=r.sync_state in ("synced", "remote"), owner=self,
             )
@@ -269,10 +292,10 @@ class ExecutionCalls:
             events = [t for t in (r.created_at, r.start_time, r.stop_time, r.commit_time) if t]
             out.append(ExecutionSnapshot(
                 rid=r.remote_rid or r.rid, workflow_rid=wf.rid if wf else None, description=r.description or "",
-                status=Status(r.status), mode=self.mode, working_dir_rel=_relative(r.working_dir, root),
+                status=status_of(r.status), mode=self.mode, working_dir_rel=_relative(r.working_dir, root),
                 start_time=instant(r.start_time), stop_time=instant(r.stop_time),
-                last_activity=instant(max(events)) or instant(r.created_at),  # type: ignore[arg-type]
-                error=r.status_detail if r.status in (Status.Failed, Status.Aborted) else None,
+                last_activity=max(instant(t) for t in events),  # type: ignore[type-var]
+                error=r.status_detail if r.status in TERMINAL else None,
                 sync_pending=r.sync_state not in ("synced", "remote") or bool(unsent_links.get(r.id))
                 or r.remote_status != r.status,
                 created_at=instant(r.created_at),  # type: ignore[arg-type]

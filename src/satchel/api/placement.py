@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from satchel.journal.resolve import asset_id
 from satchel.cache import Digest

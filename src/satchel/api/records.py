@@ -189,8 +189,9 @@ class Asset:
 
     @description.setter
     def description(self, value: str | None) -> None:
-        self._owner().update_asset(self.rid, description=value if value is not None else "")
-        self._description = value
+        stored = value if value is not None else ""  # as update_asset stores it
+        self._owner().update_asset(self.rid, description=stored)
+        self._description = stored
 
     @property
     def execution_rid(self) -> str | None:

@@ -112,7 +112,8 @@ def record_workflow(ws: Workspace, conn: Connection, wf: Workflow) -> str:
 
 def workflow_of(row: Any) -> Workflow:
     return Workflow(
-        name=row.name, workflow_type=(row.workflow_type or "").split(","), url=row.url, version=row.version,
+        name=row.name, workflow_type=[t for t in (row.workflow_type or "").split(",") if t], url=row.url,
+        version=row.version,
         description=row.description, checksum=row.checksum, rid=row.remote_rid or row.rid,
     )
 

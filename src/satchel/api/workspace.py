@@ -72,23 +72,27 @@ class Workspace:
         tables = self.asset_tables()
         if name in tables:
             return False
+        self.check_table_name(name, "pass one of them, or create an asset table of your own on the server and pull",
+                              model_known_fix="check the spelling, or create the table on the server and pull")
+        return True
+
+    def check_table_name(self, name: str, fix: str, *, model_known_fix: str | None = None) -> None:
+        """Raise unless ``name`` can name a new asset table; ``fix`` ends the error. With ``model_known_fix``,
+        a name the pulled catalog model lacks is refused too (with that fix)."""
         if not isinstance(name, str) or not name or "/" in name or ":" in name or "\0" in name:
             raise UnknownAssetTableError(f"{name!r} cannot name an asset table; pass the table name, e.g. 'Image'")
+        tables = self.asset_tables()
         known = ", ".join(sorted(tables))
-        with read_transaction(self.engine) as conn:
-            known_model = q.model_known(conn)
-        if known_model:
-            raise UnknownAssetTableError(
-                f"asset table {name!r} is not in the catalog model; known asset tables: "
-                f"{known}; check the spelling, or create the table on the server and pull"
-            )
+        if model_known_fix is not None:
+            with read_transaction(self.engine) as conn:
+                known_model = q.model_known(conn)
+            if known_model:
+                raise UnknownAssetTableError(
+                    f"asset table {name!r} is not in the catalog model; known asset tables: {known}; {model_known_fix}"
+                )
         reason = not_an_asset_table(name, tables)
         if reason:
-            raise UnknownAssetTableError(
-                f"{name!r} is {reason}, not an asset table; known asset tables: {known}; pass one of them, "
-                "or create an asset table of your own on the server and pull"
-            )
-        return True
+            raise UnknownAssetTableError(f"{name!r} is {reason}, not an asset table; known asset tables: {known}; {fix}")
 
     def record_asset_table(self, name: str, schema: str | None = None, columns: Sequence[str] = ()) -> None:
         """Accept a new asset table name offline, with its ``Asset_Type`` term; checked against the catalog at sync."""
@@ -161,6 +165,13 @@ class Workspace:
             )
             for r in records
         ]
+
+    def execution_assets(self, conn: Connection, execution_id: int, asset_role: str | None = None) -> list[Asset]:
+        """Every asset linked to an execution (optionally in one role: ``Input`` or ``Output``), in two bulk queries."""
+        links = select(q.links_t.c.asset_id).where(q.links_t.c.execution_id == execution_id)
+        if asset_role is not None:
+            links = links.where(q.links_t.c.role == asset_role)
+        return self.assets(q.asset_records(conn, AssetRow.id.in_(links)))
 
     def lookup_asset(self, asset_rid: str) -> Asset:
         with read_transaction(self.engine) as conn:

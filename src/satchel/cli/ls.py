@@ -20,7 +20,7 @@ def command(store, hostname, catalog_id, asset_table, asset_type, executions: bo
     """List assets (RID, table, file, size, tags, synced) or executions."""
     with open_store(store, hostname, catalog_id) as ml:
         if executions:
-            rows = [{"RID": e.rid, "Status": e.status.value, "Description": e.description,
+            rows = [{"RID": e.rid, "Status": str(e.status), "Description": e.description,
                      "created_at": e.created_at.isoformat(), "synced": not e.sync_pending}
                     for e in ml.list_executions()]
             if as_json:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from satchel.errors import UnknownRIDError
 from satchel.journal import queries as q
+from satchel.journal.models import VocabularyTerm
 
 
 def row_id(conn: Connection, rid: str, kind: str, fix: str) -> int:
@@ -24,6 +25,13 @@ def asset_id(conn: Connection, rid: str) -> int:
         raise UnknownRIDError(f"{rid!r} is not a RID; pass the RID of an asset (a non-empty string)")
     found = q.resolve_rid(conn, rid)
     if found is None:
+        term = conn.execute(
+            select(VocabularyTerm.vocabulary, VocabularyTerm.name)
+            .where((VocabularyTerm.rid == rid) | (VocabularyTerm.remote_rid == rid))
+        ).first()
+        if term is not None:
+            raise UnknownRIDError(f"RID {rid} is the {term.vocabulary} term {term.name!r}, not an asset; "
+                                  "pass an asset's RID")
         raise UnknownRIDError(
             f"no asset has RID {rid} in this store; while online, pull it with `satchel pull --asset {rid}`"
         )

@@ -1,10 +1,12 @@
 """Sending bytes: every asset's object reaches Hatrac, verified, before any row names it.
 
-Per object: check the cached bytes against their digest. Up to
-``HEADLESS_PUT`` (64 KiB), one PUT with ``If-None-Match: *``: a 412 means the
-name has content, and a HEAD then tells whether it is ours. Larger objects:
-HEAD the MD5-keyed name and send nothing when the current version already has
-our MD5; else that PUT, or, above the threshold, a chunked job whose URL and
+Per object: check the cached bytes against their digest. HEAD the MD5-keyed
+name and send nothing when the current version already has our MD5; else a PUT
+with ``If-None-Match: *`` (a 412: the name has content, and a HEAD tells whether
+it is ours). A new object up to ``HEADLESS_PUT`` (64 KiB) skips the HEAD: the
+pusher asks the catalog first, in a few requests for the whole push, whether
+any row already names its URL (``ObjectToSend.may_exist``), and only those are
+HEADed. Larger objects get that PUT, or, above the threshold, a chunked job whose URL and
 acknowledged chunks are written to the journal after every chunk, so a killed
 sync resumes where it stopped, in any process. The versioned URL Hatrac returns is recorded last: that record is
 what allows the asset row to be inserted.
@@ -32,7 +34,8 @@ from satchel.store import now
 
 #: confirmed objects recorded per journal transaction
 RECORD_BATCH = 200
-#: objects up to this size are PUT without a HEAD first; larger ones are HEADed and sent only when absent
+#: new objects up to this size (no catalog row names them) are PUT without a HEAD first; the rest are
+#: HEADed and sent only when absent
 HEADLESS_PUT = 64 * 1024
 
 
@@ -43,6 +46,7 @@ class ObjectToSend:
     url: str  # unversioned /hatrac/... path
     filename: str
     digest: Digest
+    may_exist: bool = True  # False: no catalog row names this URL, so a small object skips the HEAD
 
 
 @dataclass(frozen=True)
@@ -107,15 +111,16 @@ class ObjectSender:
             return Sent(item, None, 0, False, f"the cached bytes cannot be sent: {exc}")
         try:
             b64 = md5_base64(item.digest.md5)
-            current = None if item.digest.size <= HEADLESS_PUT else self.hatrac.head(item.url)
+            headless = item.digest.size <= HEADLESS_PUT and not item.may_exist
+            current = None if headless else self.hatrac.head(item.url)
             if current is not None and current.md5 == b64:
                 url, sent, reused = current.url, 0, True
             elif item.digest.size > self.chunked_threshold:
                 url, sent = self._chunked(item, path, b64)
                 reused = False
             else:
-                # a small object is PUT without a HEAD first (one request, not two: most objects of a push
-                # are new); If-None-Match turns a PUT onto bytes already there into a 412, resolved by HEAD
+                # If-None-Match turns a PUT onto bytes already there (a new small object that another push
+                # sent but recorded no row for) into a 412, resolved by HEAD: never a second version
                 url, created = self.hatrac.create(item.url, path, md5=b64, filename=item.filename)
                 sent, reused = item.digest.size, not created
                 self._count(sent)

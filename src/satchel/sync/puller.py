@@ -313,7 +313,6 @@ class Puller:
     # --- bytes ---------------------------------------------------------------------------------------
 
     def _resolve_prefetch(self, assets: Sequence[str], tables: Sequence[str], executions: Sequence[str]) -> list[Any]:
-        ml = self.ml
         ids: set[int] = set()
         with read_transaction(self.engine) as conn:
             for rid in assets:

@@ -43,7 +43,7 @@ from satchel.rid import is_provisional
 from satchel.status import Status
 from satchel.store import now
 from satchel.sync.mapping import AssetTarget, CatalogMap, record_model
-from satchel.sync.objects import ObjectSender, ObjectToSend, Sent
+from satchel.sync.objects import HEADLESS_PUT, ObjectSender, ObjectToSend, Sent
 from satchel.sync.result import ProgressEvent, SyncResult
 from satchel.sync.rows import InsertOutcome, RowToInsert, insert_by_key, insert_exactly_once
 
@@ -269,21 +269,24 @@ class Pusher:
             body.append(row)
         self.catalog.insert(table.schema, table.name, body, defaults=("ID", "URI"), on_conflict_skip=True)
 
-    def _ensure_used_terms(self, vocabulary: str, used: set[str]) -> None:
-        """Seeded terms rows refer to (deriva-ml's ``Workflow_Type`` ones) may be missing from an older or a
-        hand-made catalog: add those missing. A refusal is left to the rows that need them to report."""
+    def _ensure_used_terms(self, vocabulary: str, used: set[str]) -> tuple[set[str], Exception | None]:
+        """Terms rows refer to must be in the catalog, and seeded ones (``Asset_Type``, ``Workflow_Type``)
+        may be missing from an older or a hand-made one: add those missing. Returns them, and the
+        catalog's refusal if it refused to add them (the rows that need them then report it)."""
         table = self.map.vocabulary(vocabulary) if self.map is not None else None
         if table is None or not used:
-            return
+            return set(), None
         missing = set(used) - set(self._remote_terms(table, sorted(used)))
         if not missing:
-            return
+            return missing, None
         with read_transaction(self.engine) as conn:
             local = q.terms(conn, vocabulary)
         try:
             self._ensure_terms(table, {t: (local[t].description if t in local else t, None) for t in missing})
         except errors.RemoteStatusError as exc:
             _reraise_unless_refused(exc)
+            return missing, exc
+        return missing, None
 
     def _remote_terms(self, table: Table, names: list[str]) -> dict[str, str]:
         return {r["Name"]: r["RID"] for r in self.catalog.lookup(table.schema, table.name, "Name", names, columns=("RID", "Name"))}
@@ -531,9 +534,12 @@ class Pusher:
         bad = [r for r in rows if isinstance(targets[r.asset_table], str)]
         for table_name in {r.asset_table for r in bad}:
             self._fail_rows(AssetRow, "objects", [r for r in bad if r.asset_table == table_name], targets[table_name])  # type: ignore[arg-type]
+        rows = [r for r in rows if not isinstance(targets[r.asset_table], str) and r.blake3]
+        named = self._urls_in_catalog(targets, [r for r in rows if r.length <= HEADLESS_PUT])
         items = [
-            ObjectToSend(r.id, r.rid, r.url, r.filename, Digest(r.blake3, r.md5, r.length))
-            for r in rows if not isinstance(targets[r.asset_table], str) and r.blake3
+            ObjectToSend(r.id, r.rid, r.url, r.filename, Digest(r.blake3, r.md5, r.length),
+                         may_exist=named is None or r.length > HEADLESS_PUT or r.url in named)
+            for r in rows
         ]
         total_bytes = sum(i.digest.size for i in items)
         sent_bytes = 0
@@ -565,6 +571,26 @@ class Pusher:
             self._emit("objects", done, len(items))
 
         sender.send_all(items, on_done)
+
+    def _urls_in_catalog(self, targets: dict[str, Any], rows: list[Any]) -> set[str] | None:
+        """Of these objects' URLs, those some catalog row already names (another push sent them): a few
+        ``URL=any(...)`` reads for the whole push instead of a HEAD per object. None when the catalog
+        did not answer: every object is then HEADed first."""
+        found: set[str] = set()
+        by_table: dict[str, list[str]] = defaultdict(list)
+        for r in rows:
+            by_table[r.asset_table].append(r.url)
+        try:
+            for table_name, wanted in by_table.items():
+                target = targets[table_name]
+                found.update(row["URL"] for row in self.catalog.lookup(target.schema, target.name, "URL", wanted,
+                                                                       columns=("URL",)))
+        except errors.AuthenticationError:
+            raise
+        except errors.RemoteError as exc:
+            log.info("the catalog did not say which objects it knows (%s): each is HEADed first", exc)
+            return None
+        return found
 
     # --- 5. asset rows -----------------------------------------------------------------------------------
 
@@ -646,20 +672,14 @@ class Pusher:
                 .where(Change.state == "pending", Change.kind == "tag_remove", AssetRow.sync_state.in_(ON_REMOTE))
             ).all()
             current = {(t.asset_id, t.term) for t in conn.execute(select(AssetTag.asset_id, AssetTag.term))} if removals else set()
-        vocab = self.map.vocabulary("Asset_Type")
-        if adds and vocab is not None:  # terms the tags use must exist (seeded ones may be missing in older catalogs)
-            used = sorted({a.term for a in adds})
-            with read_transaction(self.engine) as conn:
-                local = q.terms(conn, "Asset_Type")
-            missing = set(used) - set(self._remote_terms(vocab, used))
-            try:
-                self._ensure_terms(vocab, {t: (local[t].description if t in local else t, None) for t in missing})
-            except errors.RemoteStatusError as exc:
-                _reraise_unless_refused(exc)
+        if adds:
+            missing, refusal = self._ensure_used_terms("Asset_Type", {a.term for a in adds})
+            if refusal is not None:
                 for a in adds:  # these tags stay local: every sync tries them again, and says why
                     if a.term in missing:
                         self.result.fail("tags", f"{a.remote_rid}:{a.term}",
-                                         f"Asset_Type term {a.term!r} is not in the catalog and could not be added: {exc}")
+                                         f"Asset_Type term {a.term!r} is not in the catalog and could not be added: "
+                                         f"{refusal}")
                 adds = [a for a in adds if a.term not in missing]
         at = now()
         for target, group in self._by_target(adds):
