@@ -76,6 +76,7 @@ _LAZY = {
     )},
     **{name: "satchel.mlschema" for name in ("RID", "ExecAssetType", "ExecMetadataType", "MLAsset", "MLTable", "MLVocab")},
     "Digest": "satchel.cache",
+    "BundleReport": "satchel.bundle",
 }
 #: deriva-ml's name for the execution status enum
 ExecutionStatus = Status
@@ -102,6 +103,7 @@ __all__ = [
     "AssetSpec",
     "AuthenticationError",
     "BundleError",
+    "BundleReport",
     "CacheError",
     "CommitError",
     "Conflict",

@@ -3,7 +3,7 @@
 Its calls come from one module per concern, each a small class it inherits:
 :mod:`~satchel.api.vocabulary`, :mod:`~satchel.api.workflows`,
 :mod:`~satchel.api.executions`, :mod:`~satchel.api.lineage`, :mod:`~satchel.api.assets`,
-:mod:`~satchel.api.syncing` and :mod:`~satchel.api.storage`. They share one
+:mod:`~satchel.api.syncing`, :mod:`~satchel.api.storage` and :mod:`~satchel.api.bundles`. They share one
 :class:`~satchel.api.workspace.Workspace`: the store and what it knows.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from satchel.api.assets import AssetCalls
+from satchel.api.bundles import BundleCalls
 from satchel.api.config import ConnectionMode, DerivaMLConfig
 from satchel.api.executions import ExecutionCalls
 from satchel.api.lineage import LineageCalls
@@ -26,7 +27,8 @@ from satchel.api.workspace import Workspace
 from satchel.cache import DEFAULT_LINK_MODES
 from satchel.store import Store, default_store_dir
 
-class DerivaML(VocabularyCalls, WorkflowCalls, ExecutionCalls, LineageCalls, AssetCalls, SyncCalls, StoreCalls):
+class DerivaML(VocabularyCalls, WorkflowCalls, ExecutionCalls, LineageCalls, AssetCalls, SyncCalls, StoreCalls,
+               BundleCalls):
     """An offline-first ``deriva_ml.DerivaML``: the same calls, answered from the local store.
 
     Constructing it never touches the network, whatever ``mode`` says: satchel

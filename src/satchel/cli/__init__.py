@@ -23,6 +23,7 @@ COMMAND_MODULES = {
     "push": "push",
     "pull": "pull",
     "sync": "sync",
+    "bundle": "bundle",
     "resolve": "resolve",
     "remote": "remote",
     "server": "server",

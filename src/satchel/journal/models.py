@@ -292,6 +292,28 @@ class Change(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class BundleRecord(Base):
+    """A bundle this store exported or imported (``direction``); an imported id is never applied twice."""
+
+    __tablename__ = "bundles"
+    bundle_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)  # import | export
+    kind: Mapped[str] = mapped_column(String(16))  # outbound | offline
+    peer_store: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(String(40))
+    recorded_at: Mapped[str] = mapped_column(String(40))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class BundleRow(Base):
+    """A workflow, execution or asset that came in a bundle: its fate goes back in ``--for-offline`` bundles."""
+
+    __tablename__ = "bundle_rows"
+    rid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    bundle_id: Mapped[str] = mapped_column(String(64))
+
+
 CHANGE_KINDS = (
     "term",  # a vocabulary term added locally
     "workflow",

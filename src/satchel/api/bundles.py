@@ -1,0 +1,40 @@
+"""Bundle calls of ``DerivaML``: carry work across an air gap as files, both ways (docs/airgap.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+
+class BundleCalls:
+    def export_bundle(
+        self, out: os.PathLike[str] | str, *, executions: Sequence[str] = (), since: str | None = None,
+        for_offline: bool = False, assets: Sequence[str] = (), tables: Sequence[str] = (), rid_pool: int = 0,
+        remote: Any = None, progress: Any = None,
+    ) -> Any:
+        """Write a bundle file (``.zip``, or ``.tar``) and return a ``BundleReport``.
+
+        Outbound (the default), offline: what the server has not confirmed yet (executions, workflows,
+        terms, assets with their bytes, tags, links, description edits, statuses), or the chosen
+        ``executions`` and everything they need; ``since`` keeps work made from that ISO time on.
+
+        ``for_offline=True``, on a connected store: the catalog model, the rows of the chosen ``assets``,
+        ``executions`` and ``tables`` with their bytes (fetched first if the cache lacks them), ``rid_pool``
+        RIDs leased for the offline store, and what became of the rows earlier bundles brought here.
+        Only fetching and leasing reach the network.
+        """
+        from satchel.bundle import export_bundle
+
+        return export_bundle(self, out, executions=executions, since=since, for_offline=for_offline,
+                             assets=assets, tables=tables, rid_pool=rid_pool, remote=remote, progress=progress)
+
+    def import_bundle(self, path: os.PathLike[str] | str, *, progress: Any = None) -> Any:
+        """Verify a bundle completely, then apply it in one transaction; a second import changes nothing.
+
+        Never reaches the network. A tampered, truncated or foreign bundle, or one from a newer satchel,
+        raises ``BundleError`` and leaves the store as it was. Returns a ``BundleReport``.
+        """
+        from satchel.bundle import import_bundle
+
+        return import_bundle(self, path, progress=progress)

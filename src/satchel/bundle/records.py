@@ -1,0 +1,195 @@
+"""The journal records a bundle carries: which rows go, and their line format (docs/internals.md).
+
+A bundle's ``data/satchel/records.jsonl`` holds one JSON object per line, each
+with ``"t"`` naming its type, in the order an importer applies them: asset
+tables, terms, workflows, executions, assets, links, leases. Each record is the
+*state* of one row as the exporting store knows it, with ``state`` one of
+``local`` (not yet on the server), ``synced`` (the server confirmed it, with
+``remote_rid``) or ``remote`` (mirrored from the server). Importing merges
+state (``satchel.bundle.merge``), so applying a record twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, or_, select
+
+from satchel.journal import queries as q
+from satchel.journal.models import (
+    AssetLink,
+    AssetRow,
+    AssetTableDef,
+    AssetTag,
+    BundleRow,
+    Change,
+    ExecutionRow,
+    StatusEvent,
+    VocabularyTerm,
+    WorkflowRow,
+)
+
+FORMAT = "satchel-bundle"
+VERSION = 1
+RECORD_TYPES = ("table", "term", "workflow", "execution", "asset", "link", "lease")
+PENDING = ("local", "failed")
+
+
+def _state(sync_state: str) -> str:
+    return "local" if sync_state in PENDING else sync_state
+
+
+# --- which rows ---------------------------------------------------------------------------------------------------
+
+
+def pending_selection(conn: Connection, since: str | None = None) -> tuple[set[int], set[int]]:
+    """(asset ids, execution ids) with work the server has not confirmed, made at or after ``since``."""
+    assets = set(conn.execute(select(AssetRow.id).where(AssetRow.sync_state.in_(PENDING))).scalars())
+    assets |= set(conn.execute(select(AssetTag.asset_id).where(AssetTag.sync_state == "local")).scalars())
+    assets |= set(conn.execute(select(Change.entity_id).where(
+        Change.state != "done", Change.kind.in_(("tag_remove", "description")))).scalars())
+    executions = set(conn.execute(select(ExecutionRow.id).where(or_(
+        ExecutionRow.sync_state.in_(PENDING),
+        (ExecutionRow.origin == "local") & ((ExecutionRow.remote_status.is_(None)) |
+                                            (ExecutionRow.remote_status != ExecutionRow.status)),
+    ))).scalars())
+    for asset_id, exe_id in conn.execute(select(AssetLink.asset_id, AssetLink.execution_id).where(
+            AssetLink.sync_state.in_(PENDING))):
+        assets.add(asset_id)
+        executions.add(exe_id)
+    if since is not None:
+        assets = {a for a, at in conn.execute(select(AssetRow.id, AssetRow.created_at).where(
+            AssetRow.id.in_(assets))) if at >= since} if assets else set()
+        executions = {e for e, at in conn.execute(select(ExecutionRow.id, ExecutionRow.created_at).where(
+            ExecutionRow.id.in_(executions))) if at >= since} if executions else set()
+    return assets, executions
+
+
+def execution_selection(conn: Connection, execution_ids: Sequence[int]) -> tuple[set[int], set[int]]:
+    """The chosen executions and every asset linked to them (inputs and outputs)."""
+    assets: set[int] = set()
+    for part in q.chunks(list(execution_ids)):
+        assets |= set(conn.execute(select(AssetLink.asset_id).where(AssetLink.execution_id.in_(part))).scalars())
+    return assets, set(execution_ids)
+
+
+def confirmation_selection(conn: Connection) -> tuple[set[int], set[int], set[int]]:
+    """Rows that came in bundles: (asset ids, execution ids, workflow ids), their fate goes back to the sender."""
+    out: dict[str, set[int]] = {"asset": set(), "execution": set(), "workflow": set()}
+    models = {"asset": AssetRow, "execution": ExecutionRow, "workflow": WorkflowRow}
+    for kind, model in models.items():
+        rids = list(conn.execute(select(BundleRow.rid).where(BundleRow.kind == kind)).scalars())
+        for part in q.chunks(rids):
+            out[kind] |= set(conn.execute(select(model.id).where(model.rid.in_(part))).scalars())
+    return out["asset"], out["execution"], out["workflow"]
+
+
+# --- records --------------------------------------------------------------------------------------------------------
+
+
+def records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[int], *,
+            workflow_ids: Iterable[int] = (), model: bool = False, all_terms: bool = False,
+            links_of_assets: bool = True) -> Iterator[dict[str, Any]]:
+    """The records of the chosen rows and of what they need (workflows, terms, the other side of links)."""
+    asset_ids = set(asset_ids)
+    execution_ids = set(execution_ids)
+    links: list[Any] = []
+    if links_of_assets:
+        for part in q.chunks(sorted(asset_ids)):
+            links += conn.execute(select(AssetLink).where(AssetLink.asset_id.in_(part))).all()
+    for part in q.chunks(sorted(execution_ids)):
+        links += conn.execute(select(AssetLink).where(AssetLink.execution_id.in_(part))).all()
+    links = list({link.id: link for link in links}.values())
+    asset_ids |= {link.asset_id for link in links}
+    execution_ids |= {link.execution_id for link in links}
+    executions = _rows(conn, ExecutionRow, execution_ids)
+    workflow_ids = set(workflow_ids) | {e.workflow_id for e in executions if e.workflow_id is not None}
+    workflows = _rows(conn, WorkflowRow, workflow_ids)
+    assets = _rows(conn, AssetRow, asset_ids)
+    tags = _tags(conn, [a.id for a in assets])
+    tables = {a.asset_table for a in assets}
+    for row in conn.execute(select(AssetTableDef)).all():
+        if (model and row.origin == "model") or (row.name in tables and row.origin == "local"):
+            yield {"t": "table", "name": row.name, "schema": row.schema_name, "origin": row.origin,
+                   "columns": list(row.metadata_columns or [])}
+    used = {t for ts in tags.values() for t in ts} | {w.workflow_type for w in workflows if w.workflow_type}
+    for term in conn.execute(select(VocabularyTerm).order_by(VocabularyTerm.id)).all():
+        if all_terms or term.sync_state in PENDING or term.name in used:
+            yield {"t": "term", "vocabulary": term.vocabulary, "name": term.name, "description": term.description,
+                   "synonyms": list(term.synonyms or []), "rid": term.rid, "remote_rid": term.remote_rid,
+                   "state": _state(term.sync_state)}
+    rid_of_workflow = {w.id: w.rid for w in workflows}
+    for w in workflows:
+        yield {"t": "workflow", "rid": w.rid, "remote_rid": w.remote_rid, "state": _state(w.sync_state),
+               "name": w.name, "url": w.url, "checksum": w.checksum, "version": w.version,
+               "description": w.description, "workflow_type": w.workflow_type, "created_at": w.created_at}
+    events = _events(conn, [e.id for e in executions])
+    rid_of_execution = {e.id: e.rid for e in executions}
+    for e in executions:
+        yield {"t": "execution", "rid": e.rid, "remote_rid": e.remote_rid, "state": _state(e.sync_state),
+               "workflow": rid_of_workflow.get(e.workflow_id), "description": e.description, "status": e.status,
+               "status_detail": e.status_detail, "remote_status": e.remote_status,
+               "configuration": e.configuration or {}, "created_at": e.created_at, "start_time": e.start_time,
+               "stop_time": e.stop_time, "execution_duration": e.execution_duration, "commit_time": e.commit_time,
+               "origin": e.origin, "events": events.get(e.id, [])}
+    removals, edits = _pending_asset_changes(conn, [a.id for a in assets])
+    rid_of_asset = {a.id: a.rid for a in assets}
+    for a in assets:
+        yield {"t": "asset", "rid": a.rid, "remote_rid": a.remote_rid, "state": _state(a.sync_state),
+               "table": a.asset_table, "filename": a.filename, "length": a.length, "md5": a.md5, "blake3": a.blake3,
+               "url": a.url, "description": a.description, "remote_description": a.remote_description,
+               "metadata": q_metadata(a.asset_metadata), "created_at": a.created_at, "object_url": a.object_url,
+               "origin": a.origin, "tags": tags.get(a.id, {}), "removed_tags": removals.get(a.id, []),
+               "description_edits": edits.get(a.id, [])}
+    for link in links:
+        yield {"t": "link", "asset": rid_of_asset[link.asset_id], "execution": rid_of_execution[link.execution_id],
+               "role": link.role, "state": _state(link.sync_state), "remote_rid": link.remote_rid}
+
+
+def q_metadata(stored: Any) -> dict[str, Any]:
+    if isinstance(stored, str):
+        import json
+
+        return json.loads(stored) if stored not in ("", "{}", "null") else {}
+    return dict(stored or {})
+
+
+def _rows(conn: Connection, model: Any, ids: set[int]) -> list[Any]:
+    out: list[Any] = []
+    for part in q.chunks(sorted(ids)):
+        out += conn.execute(select(model).where(model.id.in_(part)).order_by(model.id)).all()
+    return out
+
+
+def _tags(conn: Connection, asset_ids: list[int]) -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = {}
+    for part in q.chunks(asset_ids):
+        for asset_id, term, state in conn.execute(
+                select(AssetTag.asset_id, AssetTag.term, AssetTag.sync_state).where(AssetTag.asset_id.in_(part))):
+            out.setdefault(asset_id, {})[term] = _state(state)
+    return out
+
+
+def _events(conn: Connection, execution_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for part in q.chunks(execution_ids):
+        for ev in conn.execute(select(StatusEvent).where(StatusEvent.execution_id.in_(part)).order_by(StatusEvent.id)):
+            out.setdefault(ev.execution_id, []).append(
+                {"from": ev.from_status, "to": ev.to_status, "at": ev.at, "detail": ev.detail})
+    return out
+
+
+def _pending_asset_changes(conn: Connection, asset_ids: list[int]) -> tuple[dict[int, list[str]], dict[int, list[dict]]]:
+    removals: dict[int, list[str]] = {}
+    edits: dict[int, list[dict]] = {}
+    for part in q.chunks(asset_ids):
+        for asset_id, kind, detail in conn.execute(
+                select(Change.entity_id, Change.kind, Change.detail).where(
+                    Change.state != "done", Change.kind.in_(("tag_remove", "description")),
+                    Change.entity_id.in_(part)).order_by(Change.seq)):
+            if kind == "tag_remove":
+                removals.setdefault(asset_id, []).append((detail or {}).get("term"))
+            else:
+                edits.setdefault(asset_id, []).append({"old": (detail or {}).get("old"), "new": (detail or {}).get("new")})
+    return removals, edits
