@@ -44,6 +44,7 @@ def test_three_store_round_trip(new_store, remote, tmp_path):
     out = tmp_path / "to-b.zip"
     sent = a.export_bundle(out)
     assert sent.records["asset"] == 5 and sent.objects == 5
+    assert not sent.warnings  # every row has a leased RID
     assert _pending(a) == before  # exporting is not syncing: A still waits for the server's word
 
     b = new_store("B")
@@ -78,7 +79,8 @@ def test_provisional_rids_resolve_after_the_return_bundle(new_store, remote, tmp
     outputs = populate(a)
     provisional = {x.rid for x in a.find_assets()}
     assert all(r.startswith("L_") for r in provisional)
-    a.export_bundle(tmp_path / "out.zip")
+    sent = a.export_bundle(tmp_path / "out.zip")
+    assert "2 execution(s) have provisional RIDs" in sent.warnings[0]
     b = new_store("B")
     b.import_bundle(tmp_path / "out.zip")
     assert b.push(remote=remote).ok
@@ -260,6 +262,8 @@ def test_kill_during_import_then_import_again(new_store, remote, tmp_path, crash
     killed = subprocess.run([sys.executable, "-c", IMPORTER, str(store), str(out)], env=env, capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     b = new_store("B")
+    assert b.store.cache.remove_temp_debris(older_than_s=0) >= 1  # the staging folder the kill left
+    assert b.verify().ok
     if crash_at.startswith("bundle.import.after_rows"):
         assert b.import_bundle(out).already_imported
     else:

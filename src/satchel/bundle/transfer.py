@@ -35,6 +35,7 @@ from satchel.journal import read_transaction, write_transaction
 from satchel.journal.models import BundleRecord
 from satchel.journal.resolve import asset_id as resolve_asset
 from satchel.journal.resolve import row_id
+from satchel.rid import is_provisional
 from satchel.store import now
 from satchel.sync.result import ProgressEvent
 
@@ -56,11 +57,12 @@ class BundleReport:
     object_bytes: int = 0
     applied: dict[str, int] = field(default_factory=dict)
     already_imported: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "bundle_id": self.bundle_id, "kind": self.kind, "records": self.records,
                 "objects": self.objects, "object_bytes": self.object_bytes, "applied": self.applied,
-                "already_imported": self.already_imported}
+                "already_imported": self.already_imported, "warnings": self.warnings}
 
 
 # --- export -----------------------------------------------------------------------------------------------------
@@ -111,9 +113,12 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
         tmp_records = Path(store.cache.tmp_dir) / f"bundle-records-{bundle_id}.jsonl"
         counts: dict[str, int] = {}
         objects: dict[str, Digest] = {}
+        provisional_executions = 0
         with open(tmp_records, "w", encoding="utf-8") as f:
             for r in _with_leases(rows, leases):
                 counts[r["t"]] = counts.get(r["t"], 0) + 1
+                if r["t"] == "execution" and r["state"] == "local" and is_provisional(r["rid"]):
+                    provisional_executions += 1
                 if r["t"] == "asset" and r.get("blake3"):
                     needs = (r["state"] == "local") if wanted_bytes is None else (
                         _asset_id_of(conn, r["rid"]) in wanted_bytes)
@@ -126,6 +131,11 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
               "catalog": {"host": info.get("hostname"), "catalog_id": info.get("catalog_id")},
               "records": counts, "objects": len(objects), "object_bytes": sum(d.size for d in objects.values())}
     report = BundleReport(str(out), bundle_id, kind, counts, len(objects), header["object_bytes"])
+    if provisional_executions and not for_offline:
+        report.warnings.append(
+            f"{provisional_executions} execution(s) have provisional RIDs (none leased from the catalog was left): "
+            "push this bundle from one connected store only, or two execution rows result; a --for-offline "
+            "bundle with --rid-pool gives this store leased RIDs (docs/airgap.md)")
     try:
         _write(store, out, header, tmp_records, objects, progress)
     finally:

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import mmap
 import os
+import shutil
 import signal
 import stat
 import threading
@@ -819,7 +820,10 @@ class ObjectCache:
         for p in candidates:
             try:
                 if p.stat().st_mtime < cutoff:
-                    p.unlink()
+                    if p.is_dir() and not p.is_symlink():  # a bundle import's staging folder
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
                     removed += 1
             except FileNotFoundError:
                 pass

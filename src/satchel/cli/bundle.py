@@ -50,6 +50,8 @@ def export_command(store, hostname, catalog_id, out, executions, since, for_offl
         emit_json(report.to_json())
     else:
         _print(console, "wrote", report)
+        for warning in report.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
         console.print("carry it across, then run: satchel bundle import " + Path(report.path).name)
 
 
