@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from bench.workloads import (
+    bundle,
     capture_large,
     capture_small,
     noop_redownload,
@@ -19,6 +20,7 @@ from bench.workloads import (
 )
 
 WORKLOADS: list[ModuleType] = sorted(
-    [capture_small, capture_large, noop_redownload, push_small, push_large, resume, scale], key=lambda m: m.NUMBER
+    [capture_small, capture_large, noop_redownload, push_small, push_large, resume, scale, bundle],
+    key=lambda m: m.NUMBER,
 )
 BY_NAME: dict[str, ModuleType] = {m.NAME: m for m in WORKLOADS}

@@ -20,6 +20,8 @@ Modes:
   ``Content-MD5`` (on a 413, as a real Hatrac answers above 128 MiB, a bare upload job in N-byte chunks).
 - ``rawputs URL MANIFEST [--threads 4]``: one bare httpx ``PUT`` per file, from 4 threads (the HTTP floor).
 - ``derivapy URL MANIFEST``: the files of MANIFEST uploaded the way deriva-ml 1.24 does, with deriva-py.
+- ``bundle-export STORE OUT`` / ``bundle-import STORE BUNDLE``: ``ml.export_bundle`` / ``ml.import_bundle``
+  (workload 8; no server), with the time spent in its parts (fsync, syncfs, writing or staging the bag).
 """
 
 from __future__ import annotations
@@ -266,6 +268,36 @@ def _derivapy(args: argparse.Namespace) -> None:
     _print({"seconds": seconds, "cpu_seconds": _cpu() - c0, "assets": len(rids)})
 
 
+def _bundle(args: argparse.Namespace) -> None:
+    """Export or import one bundle; the seconds of the call, and of its parts (patched in, summed)."""
+    import contextlib
+
+    from satchel import DerivaML
+    from satchel.bundle import transfer
+
+    from bench.harness import Accumulator
+    from bench.workloads._common import HOST
+
+    parts = {"fsync": (os, "fsync"), "syncfs": (transfer, "sync_filesystem")}
+    if args.mode == "bundle-export":
+        parts["write the bag"] = (transfer, "_write")
+    else:
+        parts["stage and verify"] = (transfer, "read_bag")
+        parts["objects into the cache"] = (transfer, "_take_objects")
+    clocks = {name: Accumulator() for name in parts}
+    with DerivaML(HOST, "1", working_dir=args.store) as ml, contextlib.ExitStack() as patches:
+        for name, (owner, attr) in parts.items():
+            patches.enter_context(clocks[name].patch(owner, attr))
+        c0, t0 = _cpu(), time.perf_counter()
+        if args.mode == "bundle-export":
+            report = ml.export_bundle(args.bundle)
+        else:
+            report = ml.import_bundle(args.bundle)
+        seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    _print({"seconds": seconds, "cpu_seconds": cpu, "report": report.to_json(),
+            "parts": {name: round(c.seconds, 4) for name, c in clocks.items()}})
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.workloads._client")
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -288,11 +320,16 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("derivapy")
     for name in ("url", "manifest"):
         p.add_argument(name)
+    for mode in ("bundle-export", "bundle-import"):
+        p = sub.add_parser(mode)
+        p.add_argument("store")
+        p.add_argument("bundle")
     args = ap.parse_args(argv)
     args.token = os.environ.get("SATCHEL_BENCH_TOKEN", "")
     args.credential = os.environ.get("SATCHEL_BENCH_CREDENTIAL", "bearer")
     args.catalog = os.environ.get("SATCHEL_BENCH_CATALOG", "1")
-    {"push": _push, "idle": _idle, "rawput": _rawput, "rawputs": _rawputs, "derivapy": _derivapy}[args.mode](args)
+    {"push": _push, "idle": _idle, "rawput": _rawput, "rawputs": _rawputs, "derivapy": _derivapy,
+     "bundle-export": _bundle, "bundle-import": _bundle}[args.mode](args)
 
 
 if __name__ == "__main__":

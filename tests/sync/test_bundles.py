@@ -127,6 +127,9 @@ def test_offline_bundle_lets_a_new_store_validate_and_download(new_store, remote
 
     lab = new_store("lab")  # never online
     lab.import_bundle(tmp_path / "lab.zip")
+    mirrored = {x.rid: x.filename for x in connected.find_assets()}
+    assert {x.rid: x.filename for x in lab.find_assets()} == mirrored  # every row for lookups, offline
+    assert _pending(lab) == {}
     exe = lab.create_execution(_config(lab, [model.rid]))
     with exe:
         got = exe.download_asset(model.rid, exe.working_dir / "in")

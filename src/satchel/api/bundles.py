@@ -19,8 +19,9 @@ class BundleCalls:
         terms, assets with their bytes, tags, links, description edits, statuses), or the chosen
         ``executions`` and everything they need; ``since`` keeps work made from that ISO time on.
 
-        ``for_offline=True``, on a connected store: the catalog model, the rows of the chosen ``assets``,
-        ``executions`` and ``tables`` with their bytes (fetched first if the cache lacks them), ``rid_pool``
+        ``for_offline=True``, on a connected store: the catalog model, every row mirrored from the catalog,
+        the bytes of the chosen ``assets`` and of the assets of the chosen ``executions`` and ``tables``
+        (fetched first if the cache lacks them), ``rid_pool``
         RIDs leased for the offline store, and what became of the rows earlier bundles brought here.
         Only fetching and leasing reach the network.
         """

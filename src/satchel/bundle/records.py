@@ -89,15 +89,13 @@ def confirmation_selection(conn: Connection) -> tuple[set[int], set[int], set[in
 
 
 def records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[int], *,
-            workflow_ids: Iterable[int] = (), model: bool = False, all_terms: bool = False,
-            links_of_assets: bool = True) -> Iterator[dict[str, Any]]:
+            workflow_ids: Iterable[int] = ()) -> Iterator[dict[str, Any]]:
     """The records of the chosen rows and of what they need (workflows, terms, the other side of links)."""
     asset_ids = set(asset_ids)
     execution_ids = set(execution_ids)
     links: list[Any] = []
-    if links_of_assets:
-        for part in q.chunks(sorted(asset_ids)):
-            links += conn.execute(select(AssetLink).where(AssetLink.asset_id.in_(part))).all()
+    for part in q.chunks(sorted(asset_ids)):
+        links += conn.execute(select(AssetLink).where(AssetLink.asset_id.in_(part))).all()
     for part in q.chunks(sorted(execution_ids)):
         links += conn.execute(select(AssetLink).where(AssetLink.execution_id.in_(part))).all()
     links = list({link.id: link for link in links}.values())
@@ -108,24 +106,60 @@ def records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[
     workflows = _rows(conn, WorkflowRow, workflow_ids)
     assets = _rows(conn, AssetRow, asset_ids)
     tags = _tags(conn, [a.id for a in assets])
-    tables = {a.asset_table for a in assets}
+    yield from _table_records(conn, {a.asset_table for a in assets}, model=False)
+    used = {t for ts in tags.values() for t in ts} | {w.workflow_type for w in workflows if w.workflow_type}
+    yield from _term_records(conn, used)
+    yield from _workflow_and_execution_records(conn, workflows, executions)
+    yield from _asset_records(conn, assets, tags)
+    yield from _link_records(links, {a.id: a.rid for a in assets}, {e.id: e.rid for e in executions})
+
+
+def mirror_records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[int], *,
+                   workflow_ids: Iterable[int] = (), batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """What an offline store needs: the model, every term, every row the catalog holds as this store mirrors
+    it, and the chosen rows (confirmations among them), assets read in batches so memory stays flat."""
+    on_server = ("synced", "remote")
+    executions = _rows(conn, ExecutionRow, set(execution_ids) | set(conn.execute(
+        select(ExecutionRow.id).where(ExecutionRow.sync_state.in_(on_server))).scalars()))
+    workflows = _rows(conn, WorkflowRow, set(workflow_ids) | {e.workflow_id for e in executions if e.workflow_id}
+                      | set(conn.execute(select(WorkflowRow.id).where(WorkflowRow.sync_state.in_(on_server))).scalars()))
+    yield from _table_records(conn, set(), model=True)
+    yield from _term_records(conn, None)
+    yield from _workflow_and_execution_records(conn, workflows, executions)
+    rid_of_execution = {e.id: e.rid for e in executions}
+    ids = set(asset_ids) | set(conn.execute(select(AssetRow.id).where(AssetRow.sync_state.in_(on_server))).scalars())
+    for part in q.chunks(sorted(ids), batch):
+        assets = _rows(conn, AssetRow, set(part))
+        yield from _asset_records(conn, assets, _tags(conn, [a.id for a in assets]))
+        links = conn.execute(select(AssetLink).where(AssetLink.asset_id.in_(list(part)))).all()
+        yield from _link_records([link for link in links if link.execution_id in rid_of_execution],
+                                 {a.id: a.rid for a in assets}, rid_of_execution)
+
+
+def _table_records(conn: Connection, used: set[str], *, model: bool) -> Iterator[dict[str, Any]]:
     for row in conn.execute(select(AssetTableDef)).all():
-        if (model and row.origin == "model") or (row.name in tables and row.origin == "local"):
+        if (model and row.origin == "model") or (row.name in used and row.origin == "local"):
             yield {"t": "table", "name": row.name, "schema": row.schema_name, "origin": row.origin,
                    "columns": list(row.metadata_columns or [])}
-    used = {t for ts in tags.values() for t in ts} | {w.workflow_type for w in workflows if w.workflow_type}
+
+
+def _term_records(conn: Connection, used: set[str] | None) -> Iterator[dict[str, Any]]:
+    """Terms made here and not confirmed, and those ``used`` (every term when None)."""
     for term in conn.execute(select(VocabularyTerm).order_by(VocabularyTerm.id)).all():
-        if all_terms or term.sync_state in PENDING or term.name in used:
+        if used is None or term.sync_state in PENDING or term.name in used:
             yield {"t": "term", "vocabulary": term.vocabulary, "name": term.name, "description": term.description,
                    "synonyms": list(term.synonyms or []), "rid": term.rid, "remote_rid": term.remote_rid,
                    "state": _state(term.sync_state)}
+
+
+def _workflow_and_execution_records(conn: Connection, workflows: list[Any],
+                                    executions: list[Any]) -> Iterator[dict[str, Any]]:
     rid_of_workflow = {w.id: w.rid for w in workflows}
     for w in workflows:
         yield {"t": "workflow", "rid": w.rid, "remote_rid": w.remote_rid, "state": _state(w.sync_state),
                "name": w.name, "url": w.url, "checksum": w.checksum, "version": w.version,
                "description": w.description, "workflow_type": w.workflow_type, "created_at": w.created_at}
     events = _events(conn, [e.id for e in executions])
-    rid_of_execution = {e.id: e.rid for e in executions}
     for e in executions:
         yield {"t": "execution", "rid": e.rid, "remote_rid": e.remote_rid, "state": _state(e.sync_state),
                "workflow": rid_of_workflow.get(e.workflow_id), "description": e.description, "status": e.status,
@@ -133,8 +167,10 @@ def records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[
                "configuration": e.configuration or {}, "created_at": e.created_at, "start_time": e.start_time,
                "stop_time": e.stop_time, "execution_duration": e.execution_duration, "commit_time": e.commit_time,
                "origin": e.origin, "events": events.get(e.id, [])}
+
+
+def _asset_records(conn: Connection, assets: list[Any], tags: dict[int, dict[str, str]]) -> Iterator[dict[str, Any]]:
     removals, edits = _pending_asset_changes(conn, [a.id for a in assets])
-    rid_of_asset = {a.id: a.rid for a in assets}
     for a in assets:
         yield {"t": "asset", "rid": a.rid, "remote_rid": a.remote_rid, "state": _state(a.sync_state),
                "table": a.asset_table, "filename": a.filename, "length": a.length, "md5": a.md5, "blake3": a.blake3,
@@ -142,6 +178,10 @@ def records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[
                "metadata": q_metadata(a.asset_metadata), "created_at": a.created_at, "object_url": a.object_url,
                "origin": a.origin, "tags": tags.get(a.id, {}), "removed_tags": removals.get(a.id, []),
                "description_edits": edits.get(a.id, [])}
+
+
+def _link_records(links: list[Any], rid_of_asset: dict[int, str],
+                  rid_of_execution: dict[int, str]) -> Iterator[dict[str, Any]]:
     for link in links:
         yield {"t": "link", "asset": rid_of_asset[link.asset_id], "execution": rid_of_execution[link.execution_id],
                "role": link.role, "state": _state(link.sync_state), "remote_rid": link.remote_rid}

@@ -99,16 +99,15 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
                 chosen_assets |= set(conn.execute(select(q.assets_t.c.id).where(q.assets_t.c.asset_table == t)).scalars())
             more_assets, chosen_exes = rec_mod.execution_selection(conn, exe_ids)
             conf_assets, conf_exes, conf_wfs = rec_mod.confirmation_selection(conn)
-            rows = rec_mod.records(conn, chosen_assets | more_assets | conf_assets, chosen_exes | conf_exes,
-                                   workflow_ids=conf_wfs, model=True, all_terms=True)
-            wanted_bytes = chosen_assets | more_assets
+            rows = rec_mod.mirror_records(conn, chosen_assets | more_assets | conf_assets, chosen_exes | conf_exes,
+                                          workflow_ids=conf_wfs)
+            wanted_bytes = {rid for part in q.chunks(sorted(chosen_assets | more_assets)) for rid in conn.execute(
+                select(q.assets_t.c.rid).where(q.assets_t.c.id.in_(part))).scalars()}
         elif exe_ids:
-            a, e = rec_mod.execution_selection(conn, exe_ids)
-            rows = rec_mod.records(conn, a, e)
+            rows = rec_mod.records(conn, *rec_mod.execution_selection(conn, exe_ids))
             wanted_bytes = None
         else:
-            a, e = rec_mod.pending_selection(conn, since)
-            rows = rec_mod.records(conn, a, e, links_of_assets=True)
+            rows = rec_mod.records(conn, *rec_mod.pending_selection(conn, since))
             wanted_bytes = None
         tmp_records = Path(store.cache.tmp_dir) / f"bundle-records-{bundle_id}.jsonl"
         counts: dict[str, int] = {}
@@ -120,8 +119,7 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
                 if r["t"] == "execution" and r["state"] == "local" and is_provisional(r["rid"]):
                     provisional_executions += 1
                 if r["t"] == "asset" and r.get("blake3"):
-                    needs = (r["state"] == "local") if wanted_bytes is None else (
-                        _asset_id_of(conn, r["rid"]) in wanted_bytes)
+                    needs = r["state"] == "local" if wanted_bytes is None else r["rid"] in wanted_bytes
                     if needs:
                         objects[r["blake3"]] = Digest(r["blake3"], r["md5"], int(r["length"]))
                         r["object"] = f"objects/{r['blake3']}"
@@ -145,10 +143,6 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
                                                  peer_store=None, created_at=header["created_at"], recorded_at=now(),
                                                  summary=report.to_json()))
     return report
-
-
-def _asset_id_of(conn: Any, rid: str) -> int | None:
-    return conn.execute(select(q.assets_t.c.id).where(q.assets_t.c.rid == rid)).scalar()
 
 
 def _with_leases(rows: Iterator[dict[str, Any]], leases: list[str]) -> Iterator[dict[str, Any]]:
