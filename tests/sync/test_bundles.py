@@ -14,17 +14,18 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from syncsupport import catalog_rows, check_catalog, populate
+from syncsupport import catalog_rows, check_catalog, populate, record_run
 
 from satchel import BundleError, DerivaML
 
 
-def _seed_offline_store(new_store, remote, tmp_path: Path, name: str = "A", pool: int = 40) -> DerivaML:
+def _seed_offline_store(new_store, remote, tmp_path: Path, name: str = "A", pool: int = 40,
+                        tables: tuple[str, ...] = ()) -> DerivaML:
     """An air-gapped store set up the way a lab would: from a --for-offline bundle made on a connected store."""
     seeder = new_store(f"{name}-seeder")
     seeder.pull(remote=remote)
     seed = tmp_path / f"{name}-seed.zip"
-    seeder.export_bundle(seed, for_offline=True, rid_pool=pool, remote=remote)
+    seeder.export_bundle(seed, for_offline=True, rid_pool=pool, tables=tables, remote=remote)
     a = new_store(name)
     report = a.import_bundle(seed)
     assert report.applied["leases"] == pool
@@ -182,6 +183,8 @@ def bundle_and_target(new_store, tmp_path):
     ("truncated", "truncated|not a readable"),
     ("newer", "newer satchel"),
     ("foreign", "catalog"),
+    ("stripped-bytes", "does not carry its bytes"),
+    ("bad-types", "tags is a list"),
 ])
 def test_damaged_bundles_are_refused_and_change_nothing(bundle_and_target, tmp_path, damage, message):
     good, b = bundle_and_target
@@ -207,6 +210,19 @@ def test_damaged_bundles_are_refused_and_change_nothing(bundle_and_target, tmp_p
         import json
 
         def header(n, d):
+            if damage in ("stripped-bytes", "bad-types"):
+                if "/data/objects/" in n and damage == "stripped-bytes":
+                    return None
+                if not n.endswith(".jsonl"):
+                    return d
+                lines = [json.loads(x) for x in d.decode().splitlines()]
+                for r in lines:
+                    if r["t"] == "asset":
+                        if damage == "stripped-bytes":
+                            r.pop("object", None)
+                        else:
+                            r["tags"] = list(r["tags"])
+                return "".join(json.dumps(r) + "\n" for r in lines).encode()
             if not n.endswith("bundle.json"):
                 return d
             h = json.loads(d)
@@ -232,6 +248,9 @@ def _resign(path: Path) -> None:
         files = {i.filename: z.read(i) for i in z.infolist()}
     top = next(iter(files)).split("/")[0]
     payload = {n: d for n, d in files.items() if n.startswith(f"{top}/data/")}
+    info = [line for line in files[f"{top}/bag-info.txt"].decode().splitlines() if not line.startswith("Payload-Oxum")]
+    info.append(f"Payload-Oxum: {sum(len(d) for d in payload.values())}.{len(payload)}")
+    files[f"{top}/bag-info.txt"] = ("\n".join(info) + "\n").encode()
     for algo in ("sha256", "md5"):
         files[f"{top}/manifest-{algo}.txt"] = "".join(
             f"{hashlib.new(algo, d).hexdigest()}  {n[len(top) + 1:]}\n" for n, d in payload.items()).encode()
@@ -275,3 +294,129 @@ def test_kill_during_import_then_import_again(new_store, remote, tmp_path, crash
     assert b.push(remote=remote).ok
     check_catalog(remote, outputs)
     assert len(list(b.find_assets())) == 5
+
+
+# --- what a review found (each failed before its fix) -----------------------------------------------------------
+
+
+def _seeded_pair(new_store, remote, tmp_path):
+    """A producer's work on the server, and a lab seeded with it (every row mirrored, leased RIDs)."""
+    producer = new_store("producer")
+    populate(producer)
+    assert producer.push(remote=remote).ok
+    return _seed_offline_store(new_store, remote, tmp_path, "lab", pool=10, tables=("Model",))
+
+
+def test_edits_of_mirrored_rows_reach_the_server_through_a_fresh_gateway(new_store, remote, tmp_path):
+    lab = _seeded_pair(new_store, remote, tmp_path)
+    big = next(x for x in lab.find_assets() if x.filename == "big.bin")
+    png = next(x for x in lab.find_assets() if x.filename == "a.png")
+    lab.update_asset(big.rid, [t for t in big.asset_types if t != "Weights"])
+    lab.update_asset(png.rid, description="edited in the lab")
+    lab.export_bundle(tmp_path / "out.zip")
+    gateway = new_store("gateway")  # has never pulled: the rows arrive as mirrors, with the lab's edits pending
+    gateway.import_bundle(tmp_path / "out.zip")
+    assert _pending(gateway) == {"tag_removals": 1, "descriptions": 1}
+    assert gateway.push(remote=remote).ok
+    assert next(r for r in catalog_rows(remote, "Image") if r["Filename"] == "a.png")["Description"] == "edited in the lab"
+    assert sorted(r["Asset_Type"] for r in catalog_rows(remote, "Model_Asset_Type") if r["Model"] == big.rid) == ["Output_File"]
+    gateway.export_bundle(tmp_path / "back.zip", for_offline=True, remote=remote)
+    lab.import_bundle(tmp_path / "back.zip")
+    assert _pending(lab) == {} and not lab.status()["pending_changes"]
+
+
+def test_status_of_a_confirmed_execution_reaches_the_server_through_another_gateway(new_store, remote, tmp_path):
+    lab = _seed_offline_store(new_store, remote, tmp_path, "lab", pool=20)
+    exe = lab.create_execution(_config(lab, []))
+    exe.execution_start()
+    lab.export_bundle(tmp_path / "1.zip")
+    b = new_store("B")
+    b.import_bundle(tmp_path / "1.zip")
+    assert b.push(remote=remote).ok
+    b.export_bundle(tmp_path / "back.zip", for_offline=True, rid_pool=0, remote=remote)
+    lab.import_bundle(tmp_path / "back.zip")
+    exe.execution_stop()
+    lab.export_bundle(tmp_path / "2.zip")
+    c = new_store("C")  # not the gateway that pushed the execution
+    c.import_bundle(tmp_path / "2.zip")
+    assert c.push(remote=remote).ok
+    (row,) = [e for e in remote.catalog.get("deriva-ml", "Execution") if e["RID"] == exe.execution_rid]
+    assert row["Status"] == lab.lookup_execution(exe.execution_rid).status.value
+
+
+def test_the_same_file_recorded_on_both_sides_is_one_asset(new_store, remote, tmp_path):
+    a, b = new_store("A"), new_store("B")
+    for ml in (a, b):
+        record_run(ml, {"config.yaml": ("Model", b"lr: 0.1\n", [])})
+    a.export_bundle(tmp_path / "out.zip")
+    b.import_bundle(tmp_path / "out.zip")
+    assert [x.filename for x in b.find_assets()] == ["config.yaml"]
+    assert len(b.list_executions()) == 2
+    assert b.push(remote=remote).ok
+    assert len(catalog_rows(remote, "Model")) == 1 and len(catalog_rows(remote, "Model_Execution")) == 2
+    again = new_store("C")
+    again.pull(remote=remote)  # a gateway whose mirror already has the row: the bundle's asset is that row
+    again.import_bundle(tmp_path / "out.zip")
+    assert len(list(again.find_assets())) == 1
+
+
+def test_one_setup_bundle_in_two_labs_is_refused_at_the_gateway(new_store, remote, tmp_path):
+    seeder = new_store("seeder")
+    seeder.export_bundle(tmp_path / "seed.zip", for_offline=True, rid_pool=10, remote=remote)
+    labs = [new_store("lab1"), new_store("lab2")]
+    for i, lab in enumerate(labs):
+        lab.import_bundle(tmp_path / "seed.zip")
+        record_run(lab, {f"lab{i}.bin": ("Model", f"lab {i}".encode(), [])})
+        lab.export_bundle(tmp_path / f"lab{i}.zip")
+    gateway = new_store("gateway")
+    gateway.import_bundle(tmp_path / "lab0.zip")
+    before = _journal_state(gateway)
+    with pytest.raises(BundleError, match="imported into two offline stores"):
+        gateway.import_bundle(tmp_path / "lab1.zip")
+    assert _journal_state(gateway) == before
+
+
+def test_a_workflow_known_on_both_sides_is_confirmed_back(new_store, remote, tmp_path):
+    a, b = new_store("A"), new_store("B")
+    b.create_workflow("train.py", "Training", url="https://git/train.py", checksum="c0ffee")
+    a.create_execution(_config_with(a, a.create_workflow("train.py", "Training", url="https://git/train.py",
+                                                         checksum="c0ffee")))
+    a.export_bundle(tmp_path / "out.zip")
+    b.import_bundle(tmp_path / "out.zip")
+    assert len(b.find_workflows()) == 1
+    assert b.push(remote=remote).ok
+    b.export_bundle(tmp_path / "back.zip", for_offline=True, rid_pool=0, remote=remote)
+    a.import_bundle(tmp_path / "back.zip")
+    assert _pending(a) == {}
+
+
+def test_a_setup_bundle_carries_nothing_the_gateway_has_not_pushed(new_store, remote, tmp_path):
+    a = new_store("A")
+    populate(a)
+    a.export_bundle(tmp_path / "out.zip")
+    gateway = new_store("gateway")
+    gateway.import_bundle(tmp_path / "out.zip")  # not pushed yet
+    gateway.export_bundle(tmp_path / "setup.zip", for_offline=True, rid_pool=0, remote=remote)
+    lab = new_store("lab2")
+    lab.import_bundle(tmp_path / "setup.zip")
+    assert _pending(lab) == {} and not list(lab.find_assets())
+    lab.export_bundle(tmp_path / "lab2-out.zip")
+
+
+def test_an_outbound_bundle_does_not_bring_back_tags_the_server_dropped(new_store, remote, tmp_path):
+    lab = _seeded_pair(new_store, remote, tmp_path)
+    gateway = new_store("gateway")
+    gateway.pull(remote=remote)
+    big = next(x for x in gateway.find_assets() if x.filename == "big.bin")
+    gateway.update_asset(big.rid, [t for t in big.asset_types if t != "Weights"])
+    assert gateway.push(remote=remote).ok
+    record_run(lab, {"eval.txt": ("Execution_Metadata", b"lab eval", [])}, inputs=[big.rid])  # stale tags there
+    lab.export_bundle(tmp_path / "out.zip")
+    gateway.import_bundle(tmp_path / "out.zip")
+    assert "Weights" not in gateway.lookup_asset(big.rid).asset_types
+
+
+def _config_with(ml: DerivaML, workflow):
+    from satchel import ExecutionConfiguration
+
+    return ExecutionConfiguration(workflow=workflow, description="run")

@@ -11,7 +11,7 @@ class BundleCalls:
     def export_bundle(
         self, out: os.PathLike[str] | str, *, executions: Sequence[str] = (), since: str | None = None,
         for_offline: bool = False, assets: Sequence[str] = (), tables: Sequence[str] = (), rid_pool: int = 0,
-        remote: Any = None, progress: Any = None,
+        mirror: bool = True, remote: Any = None, progress: Any = None,
     ) -> Any:
         """Write a bundle file (``.zip``, or ``.tar``) and return a ``BundleReport``.
 
@@ -22,13 +22,14 @@ class BundleCalls:
         ``for_offline=True``, on a connected store: the catalog model, every row mirrored from the catalog,
         the bytes of the chosen ``assets`` and of the assets of the chosen ``executions`` and ``tables``
         (fetched first if the cache lacks them), ``rid_pool``
-        RIDs leased for the offline store, and what became of the rows earlier bundles brought here.
-        Only fetching and leasing reach the network.
+        RIDs leased for the offline store, and what became of the rows earlier bundles brought here;
+        ``mirror=False`` leaves out the mirrored rows nobody chose. Only fetching and leasing reach the network.
         """
         from satchel.bundle import export_bundle
 
         return export_bundle(self, out, executions=executions, since=since, for_offline=for_offline,
-                             assets=assets, tables=tables, rid_pool=rid_pool, remote=remote, progress=progress)
+                             assets=assets, tables=tables, rid_pool=rid_pool, mirror=mirror, remote=remote,
+                             progress=progress)
 
     def import_bundle(self, path: os.PathLike[str] | str, *, progress: Any = None) -> Any:
         """Verify a bundle completely, then apply it in one transaction; a second import changes nothing.

@@ -41,10 +41,12 @@ ON_SERVER = ("synced", "remote")
 class Merger:
     """Merges one bundle's records, in order, into the journal through ``conn``."""
 
-    def __init__(self, conn: Connection, bundle_id: str, at: str):
+    def __init__(self, conn: Connection, bundle_id: str, at: str, kind: str = "outbound"):
         self.conn = conn
         self.bundle_id = bundle_id
         self.at = at
+        #: an offline bundle is the offline store's pull: it may add what the catalog holds to rows it has
+        self.mirror = kind == "offline"
         self.counts: Counter[str] = Counter()
         self.ids: dict[str, dict[str, int]] = {"workflow": {}, "execution": {}, "asset": {}}
         self.new_local_assets: set[int] = set()
@@ -70,6 +72,13 @@ class Merger:
         if row is not None:
             self.ids[kind][rid] = row.id
         return row
+
+    def _same_as(self, kind: str, rid: str, row: Any) -> None:
+        """``rid`` (the other store's) names ``row`` here from now on."""
+        self.ids[kind][rid] = row.id
+        if rid not in (row.rid, row.remote_rid):
+            self.conn.execute(sqlite_insert(RidAlias.__table__).values(
+                alias=rid, rid=row.rid, kind=kind, reason="bundle", created_at=self.at).on_conflict_do_nothing())
 
     def _done(self, kind: str, entity_id: int, **detail: Any) -> None:
         rows = self.conn.execute(select(Change.seq, Change.detail).where(
@@ -149,14 +158,11 @@ class Merger:
 
     def _workflow(self, rec: dict[str, Any]) -> None:
         row = self._find("workflow", WorkflowRow, rec["rid"], rec.get("remote_rid"))
-        if row is None and rec["state"] not in ON_SERVER and rec.get("checksum"):
+        if row is None and rec.get("checksum"):
             row = q.find_workflow(self.conn, checksum=rec.get("checksum"), url=rec.get("url"), name=rec["name"],
                                   version=rec.get("version"))
             if row is not None:  # the same script, recorded here too: one workflow, the other RID an alias
-                self.conn.execute(sqlite_insert(RidAlias.__table__).values(
-                    alias=rec["rid"], rid=row.rid, kind="workflow", reason="bundle", created_at=self.at,
-                ).on_conflict_do_nothing())
-                self.ids["workflow"][rec["rid"]] = row.id
+                self._same_as("workflow", rec["rid"], row)
         if row is not None:
             self._confirm(WorkflowRow, "workflow", row, rec, "workflow")
             return
@@ -185,12 +191,13 @@ class Merger:
             select(StatusEvent.at).where(StatusEvent.execution_id == row.id))), default="")
         fresh = [e for e in rec.get("events", []) if (e["at"], e["to"]) not in known]
         self._events(row.id, fresh)
-        if fresh and row.origin == "local" and max(e["at"] for e in fresh) > latest:
+        theirs = not self.mirror and rec.get("origin") == "local"  # the sender's own execution, moved on there
+        if fresh and (row.origin == "local" or theirs) and max(e["at"] for e in fresh) > latest:
             # the other store moved the execution on (e.g. committed it after exporting): its state wins
             self.conn.execute(update(ExecutionRow).where(ExecutionRow.id == row.id).values(
                 status=rec["status"], status_detail=rec.get("status_detail"), stop_time=rec.get("stop_time"),
                 start_time=rec.get("start_time"), execution_duration=rec.get("execution_duration"),
-                commit_time=rec.get("commit_time")))
+                commit_time=rec.get("commit_time"), origin="local"))
             self._change("execution_status", "execution", row.id, {"status": rec["status"]})
             self.counts["statuses"] += 1
         if rec["state"] in ON_SERVER and rec.get("remote_status"):
@@ -213,16 +220,16 @@ class Merger:
             configuration=rec.get("configuration") or {}, created_at=rec.get("created_at") or self.at,
             start_time=rec.get("start_time"), stop_time=rec.get("stop_time"),
             execution_duration=rec.get("execution_duration"), commit_time=rec.get("commit_time"),
-            origin="local" if local else "remote",
+            origin="local" if local or (not self.mirror and rec.get("origin") == "local") else "remote",
             sync_state="local" if local else "remote", remote_status=rec.get("remote_status"),
         ).returning(ExecutionRow.id)).scalar_one()
         self.ids["execution"][rec["rid"]] = exe_id
         self._events(exe_id, rec.get("events", []))
         if local:
             self._change("execution", "execution", exe_id)
-            if rec.get("remote_status") != rec["status"]:
-                self._change("execution_status", "execution", exe_id, {"status": rec["status"]})
             self._came_in_bundle("execution", rec["rid"])
+        if (local or not self.mirror and rec.get("origin") == "local") and rec.get("remote_status") != rec["status"]:
+            self._change("execution_status", "execution", exe_id, {"status": rec["status"]})
         self.counts["executions"] += 1
 
     def _events(self, exe_id: int, events: list[dict[str, Any]]) -> None:
@@ -235,6 +242,11 @@ class Merger:
 
     def _asset(self, rec: dict[str, Any]) -> None:
         row = self._find("asset", AssetRow, rec["rid"], rec.get("remote_rid"))
+        if row is None:  # the same bytes under the same name in the same table: the catalog's one row
+            row = self.conn.execute(select(AssetRow).where(
+                AssetRow.asset_table == rec["table"], AssetRow.url == rec["url"])).first()
+            if row is not None:
+                self._same_as("asset", rec["rid"], row)
         if row is None:
             self._new_asset(rec)
             return
@@ -246,8 +258,9 @@ class Merger:
             select(AssetTag.term, AssetTag.sync_state).where(AssetTag.asset_id == row.id))}
         for term, state in (rec.get("tags") or {}).items():
             if term not in tags and term not in _pending_removals(self.conn, row.id):
-                if state in ON_SERVER:
-                    self.conn.execute(insert(AssetTag).values(asset_id=row.id, term=term, sync_state="synced"))
+                if state in ON_SERVER:  # the catalog's tag: only this store's pull (or an offline bundle) adds it
+                    if self.mirror:
+                        self.conn.execute(insert(AssetTag).values(asset_id=row.id, term=term, sync_state="synced"))
                 else:
                     self.counts["tags"] += q.add_tags(self.conn, [(row.id, term)], self.at)
             elif tags.get(term) == "local" and state in ON_SERVER:
@@ -256,7 +269,7 @@ class Merger:
                 self._done("tag_add", row.id, term=term)
         removed = rec.get("removed_tags") or []
         self.counts["tag_removals"] += q.remove_tags(self.conn, [(row.id, t) for t in removed if t in tags], self.at)
-        if rec["state"] in ON_SERVER:  # removals of ours the other store has carried out
+        if rec["state"] in ON_SERVER and self.mirror:  # removals of ours the other store has carried out
             for term in _pending_removals(self.conn, row.id):
                 if term not in (rec.get("tags") or {}) and term not in removed:
                     self._done("tag_remove", row.id, term=term)
@@ -296,8 +309,14 @@ class Merger:
             self._change("asset", "asset", asset_id)
             self._came_in_bundle("asset", rec["rid"])
             self.new_local_assets.add(asset_id)
-            for edit in rec.get("description_edits") or []:
-                self._change("description", "asset", asset_id, edit)
+        elif tags:  # tags the sender added to a row the catalog has: this store sends them
+            for term, state in sorted(tags.items()):
+                if state not in ON_SERVER:
+                    self._change("tag_add", "asset", asset_id, {"term": term})
+        for term in rec.get("removed_tags") or []:  # removals the sender made and did not send
+            self._change("tag_remove", "asset", asset_id, {"term": term})
+        for edit in rec.get("description_edits") or []:
+            self._change("description", "asset", asset_id, edit)
         self.counts["assets"] += 1
 
     def _link(self, rec: dict[str, Any]) -> None:

@@ -43,8 +43,8 @@ def _state(sync_state: str) -> str:
 # --- which rows ---------------------------------------------------------------------------------------------------
 
 
-def pending_selection(conn: Connection, since: str | None = None) -> tuple[set[int], set[int]]:
-    """(asset ids, execution ids) with work the server has not confirmed, made at or after ``since``."""
+def pending_selection(conn: Connection, since: str | None = None) -> tuple[set[int], set[int], set[int]]:
+    """(asset ids, execution ids, workflow ids) with work the server has not confirmed, made at or after ``since``."""
     assets = set(conn.execute(select(AssetRow.id).where(AssetRow.sync_state.in_(PENDING))).scalars())
     assets |= set(conn.execute(select(AssetTag.asset_id).where(AssetTag.sync_state == "local")).scalars())
     assets |= set(conn.execute(select(Change.entity_id).where(
@@ -63,72 +63,88 @@ def pending_selection(conn: Connection, since: str | None = None) -> tuple[set[i
             AssetRow.id.in_(assets))) if at >= since} if assets else set()
         executions = {e for e, at in conn.execute(select(ExecutionRow.id, ExecutionRow.created_at).where(
             ExecutionRow.id.in_(executions))) if at >= since} if executions else set()
-    return assets, executions
+    workflows = {w for w, at in conn.execute(select(WorkflowRow.id, WorkflowRow.created_at).where(
+        WorkflowRow.sync_state.in_(PENDING))) if since is None or at >= since}
+    return assets, executions, workflows
 
 
-def execution_selection(conn: Connection, execution_ids: Sequence[int]) -> tuple[set[int], set[int]]:
+def execution_selection(conn: Connection, execution_ids: Sequence[int]) -> tuple[set[int], set[int], set[int]]:
     """The chosen executions and every asset linked to them (inputs and outputs)."""
     assets: set[int] = set()
     for part in q.chunks(list(execution_ids)):
         assets |= set(conn.execute(select(AssetLink.asset_id).where(AssetLink.execution_id.in_(part))).scalars())
-    return assets, set(execution_ids)
+    return assets, set(execution_ids), set()
 
 
 def confirmation_selection(conn: Connection) -> tuple[set[int], set[int], set[int]]:
-    """Rows that came in bundles: (asset ids, execution ids, workflow ids), their fate goes back to the sender."""
+    """Rows that came in bundles and that this store has pushed since: (asset ids, execution ids, workflow ids).
+    Their state goes back to the store that sent them; rows not pushed yet stay out (nobody else's work)."""
     out: dict[str, set[int]] = {"asset": set(), "execution": set(), "workflow": set()}
     models = {"asset": AssetRow, "execution": ExecutionRow, "workflow": WorkflowRow}
     for kind, model in models.items():
         rids = list(conn.execute(select(BundleRow.rid).where(BundleRow.kind == kind)).scalars())
         for part in q.chunks(rids):
-            out[kind] |= set(conn.execute(select(model.id).where(model.rid.in_(part))).scalars())
+            out[kind] |= set(conn.execute(select(model.id).where(
+                model.rid.in_(part), model.sync_state == "synced")).scalars())
     return out["asset"], out["execution"], out["workflow"]
 
 
 # --- records --------------------------------------------------------------------------------------------------------
 
 
-def records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[int], *,
-            workflow_ids: Iterable[int] = ()) -> Iterator[dict[str, Any]]:
-    """The records of the chosen rows and of what they need (workflows, terms, the other side of links)."""
+def records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[int],
+            workflow_ids: Iterable[int] = (), *, batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """The records of the chosen rows and of what they need (workflows, terms, the other side of links).
+
+    Only ids are held for the whole selection; asset rows, tags and links are read a batch at a time."""
     asset_ids = set(asset_ids)
     execution_ids = set(execution_ids)
-    links: list[Any] = []
-    for part in q.chunks(sorted(asset_ids)):
-        links += conn.execute(select(AssetLink).where(AssetLink.asset_id.in_(part))).all()
-    for part in q.chunks(sorted(execution_ids)):
-        links += conn.execute(select(AssetLink).where(AssetLink.execution_id.in_(part))).all()
-    links = list({link.id: link for link in links}.values())
-    asset_ids |= {link.asset_id for link in links}
-    execution_ids |= {link.execution_id for link in links}
+    for part in q.chunks(sorted(asset_ids)):  # the executions on the other side of the chosen assets' links
+        execution_ids |= set(conn.execute(select(AssetLink.execution_id).where(AssetLink.asset_id.in_(part))).scalars())
+    for part in q.chunks(sorted(execution_ids)):  # and the assets of every execution that goes
+        asset_ids |= set(conn.execute(select(AssetLink.asset_id).where(AssetLink.execution_id.in_(part))).scalars())
     executions = _rows(conn, ExecutionRow, execution_ids)
-    workflow_ids = set(workflow_ids) | {e.workflow_id for e in executions if e.workflow_id is not None}
-    workflows = _rows(conn, WorkflowRow, workflow_ids)
-    assets = _rows(conn, AssetRow, asset_ids)
-    tags = _tags(conn, [a.id for a in assets])
-    yield from _table_records(conn, {a.asset_table for a in assets}, model=False)
-    used = {t for ts in tags.values() for t in ts} | {w.workflow_type for w in workflows if w.workflow_type}
+    workflows = _rows(conn, WorkflowRow, set(workflow_ids) | {e.workflow_id for e in executions if e.workflow_id})
+    tables: set[str] = set()
+    used: set[str] = {w.workflow_type for w in workflows if w.workflow_type}
+    for part in q.chunks(sorted(asset_ids)):
+        tables |= set(conn.execute(select(AssetRow.asset_table).where(AssetRow.id.in_(part)).distinct()).scalars())
+        used |= set(conn.execute(select(AssetTag.term).where(AssetTag.asset_id.in_(part)).distinct()).scalars())
+    yield from _table_records(conn, tables, model=False)
     yield from _term_records(conn, used)
     yield from _workflow_and_execution_records(conn, workflows, executions)
-    yield from _asset_records(conn, assets, tags)
-    yield from _link_records(links, {a.id: a.rid for a in assets}, {e.id: e.rid for e in executions})
+    yield from _asset_batches(conn, sorted(asset_ids), {e.id: e.rid for e in executions}, batch)
 
 
-def mirror_records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[int], *,
-                   workflow_ids: Iterable[int] = (), batch: int = 2000) -> Iterator[dict[str, Any]]:
-    """What an offline store needs: the model, every term, every row the catalog holds as this store mirrors
-    it, and the chosen rows (confirmations among them), assets read in batches so memory stays flat."""
+def mirror_records(conn: Connection, asset_ids: Iterable[int], execution_ids: Iterable[int],
+                   workflow_ids: Iterable[int] = (), *, everything: bool = True,
+                   batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """What an offline store needs: the model, every term, and the rows the catalog holds as this store
+    mirrors them: all of them (``everything``), or the chosen ones. Rows the server does not have stay out."""
     on_server = ("synced", "remote")
-    executions = _rows(conn, ExecutionRow, set(execution_ids) | set(conn.execute(
-        select(ExecutionRow.id).where(ExecutionRow.sync_state.in_(on_server))).scalars()))
-    workflows = _rows(conn, WorkflowRow, set(workflow_ids) | {e.workflow_id for e in executions if e.workflow_id}
-                      | set(conn.execute(select(WorkflowRow.id).where(WorkflowRow.sync_state.in_(on_server))).scalars()))
+    asset_ids, execution_ids, workflow_ids = set(asset_ids), set(execution_ids), set(workflow_ids)
+    if everything:
+        asset_ids |= set(conn.execute(select(AssetRow.id).where(AssetRow.sync_state.in_(on_server))).scalars())
+        execution_ids |= set(conn.execute(select(ExecutionRow.id).where(ExecutionRow.sync_state.in_(on_server))).scalars())
+        workflow_ids |= set(conn.execute(select(WorkflowRow.id).where(WorkflowRow.sync_state.in_(on_server))).scalars())
+    else:  # the chosen assets' executions, so their links can go
+        for part in q.chunks(sorted(asset_ids)):
+            execution_ids |= set(conn.execute(select(AssetLink.execution_id).where(AssetLink.asset_id.in_(part))).scalars())
+    executions = [e for e in _rows(conn, ExecutionRow, execution_ids) if e.sync_state in on_server]
+    workflows = [w for w in _rows(conn, WorkflowRow, workflow_ids | {e.workflow_id for e in executions if e.workflow_id})
+                 if w.sync_state in on_server]
     yield from _table_records(conn, set(), model=True)
     yield from _term_records(conn, None)
     yield from _workflow_and_execution_records(conn, workflows, executions)
-    rid_of_execution = {e.id: e.rid for e in executions}
-    ids = set(asset_ids) | set(conn.execute(select(AssetRow.id).where(AssetRow.sync_state.in_(on_server))).scalars())
-    for part in q.chunks(sorted(ids), batch):
+    ids = [a for part in q.chunks(sorted(asset_ids)) for a in conn.execute(
+        select(AssetRow.id).where(AssetRow.id.in_(part), AssetRow.sync_state.in_(on_server))).scalars()]
+    yield from _asset_batches(conn, ids, {e.id: e.rid for e in executions}, batch)
+
+
+def _asset_batches(conn: Connection, asset_ids: list[int], rid_of_execution: dict[int, str],
+                   batch: int) -> Iterator[dict[str, Any]]:
+    """Asset records a batch at a time, each batch followed by its assets' links to executions that go."""
+    for part in q.chunks(asset_ids, batch):
         assets = _rows(conn, AssetRow, set(part))
         yield from _asset_records(conn, assets, _tags(conn, [a.id for a in assets]))
         links = conn.execute(select(AssetLink).where(AssetLink.asset_id.in_(list(part)))).all()
@@ -144,9 +160,9 @@ def _table_records(conn: Connection, used: set[str], *, model: bool) -> Iterator
 
 
 def _term_records(conn: Connection, used: set[str] | None) -> Iterator[dict[str, Any]]:
-    """Terms made here and not confirmed, and those ``used`` (every term when None)."""
+    """Terms made here and not confirmed, and those ``used``; with ``used`` None, every term the catalog has."""
     for term in conn.execute(select(VocabularyTerm).order_by(VocabularyTerm.id)).all():
-        if used is None or term.sync_state in PENDING or term.name in used:
+        if (term.sync_state not in PENDING) if used is None else (term.sync_state in PENDING or term.name in used):
             yield {"t": "term", "vocabulary": term.vocabulary, "name": term.name, "description": term.description,
                    "synonyms": list(term.synonyms or []), "rid": term.rid, "remote_rid": term.remote_rid,
                    "state": _state(term.sync_state)}

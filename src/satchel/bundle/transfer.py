@@ -27,6 +27,7 @@ from satchel import errors
 from satchel._crashpoints import crash_point
 from satchel.bundle import records as rec_mod
 from satchel.bundle.bag import BagWriter, read_bag
+from satchel.bundle.check import check_identities, check_records, read_records
 from satchel.bundle.merge import Merger
 from satchel.cache import Digest
 from satchel.cache.durable import sync_filesystem
@@ -70,7 +71,8 @@ class BundleReport:
 
 def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[str] = (), since: str | None = None,
                   for_offline: bool = False, assets: Sequence[str] = (), tables: Sequence[str] = (),
-                  rid_pool: int = 0, remote: Any = None, progress: Progress | None = None) -> BundleReport:
+                  rid_pool: int = 0, mirror: bool = True, remote: Any = None,
+                  progress: Progress | None = None) -> BundleReport:
     """Write a bundle at ``out`` (``.zip`` or ``.tar``). See ``DerivaML.export_bundle``."""
     store = ml.store
     out = Path(out).expanduser().absolute()
@@ -79,8 +81,9 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
     if not out.parent.is_dir():
         raise errors.BundleError(f"{out.parent} does not exist; create the folder, or write the bundle elsewhere")
     kind = "offline" if for_offline else "outbound"
-    if not for_offline and (assets or tables or rid_pool):
-        raise errors.BundleError("--asset, --table and --rid-pool choose what an offline store gets; add --for-offline")
+    if not for_offline and (assets or tables or rid_pool or not mirror):
+        raise errors.BundleError("--asset, --table, --rid-pool and --no-mirror choose what an offline store gets; "
+                                 "add --for-offline")
     if for_offline and since:
         raise errors.BundleError("--since chooses unsent work for an outbound bundle; drop it with --for-offline")
     progress = progress or (lambda event: None)
@@ -97,10 +100,10 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
             chosen_assets = {resolve_asset(conn, r) for r in assets}
             for t in tables:
                 chosen_assets |= set(conn.execute(select(q.assets_t.c.id).where(q.assets_t.c.asset_table == t)).scalars())
-            more_assets, chosen_exes = rec_mod.execution_selection(conn, exe_ids)
+            more_assets, chosen_exes, _ = rec_mod.execution_selection(conn, exe_ids)
             conf_assets, conf_exes, conf_wfs = rec_mod.confirmation_selection(conn)
             rows = rec_mod.mirror_records(conn, chosen_assets | more_assets | conf_assets, chosen_exes | conf_exes,
-                                          workflow_ids=conf_wfs)
+                                          conf_wfs, everything=mirror)
             wanted_bytes = {rid for part in q.chunks(sorted(chosen_assets | more_assets)) for rid in conn.execute(
                 select(q.assets_t.c.rid).where(q.assets_t.c.id.in_(part))).scalars()}
         elif exe_ids:
@@ -261,6 +264,7 @@ def import_bundle(ml: Any, path: os.PathLike[str] | str, *, progress: Progress |
         except _Seen:
             return BundleReport(str(path), header["bundle_id"], header["kind"], header.get("records", {}),
                                 already_imported=True)
+        progress(ProgressEvent("bundle verify", total, total, "bytes"))
         if not header:
             raise errors.BundleError(f"{path} has no {HEADER}; it is a BagIt bag but not a satchel bundle")
         records_file = bag.payload.get(f"data/{RECORDS}")
@@ -275,7 +279,9 @@ def import_bundle(ml: Any, path: os.PathLike[str] | str, *, progress: Progress |
         extra = set(bag.payload) - {f"data/{RECORDS}", f"data/{HEADER}"} - {f"data/objects/{n}" for n in objects}
         if extra:
             raise errors.BundleError(f"{path}: unexpected payload file {sorted(extra)[0]}; not a bundle this satchel wrote")
-        counts = _check_records(path, records_file.path, objects, store)
+        counts = check_records(path, records_file.path, objects, store.cache)
+        with read_transaction(store.engine) as conn:
+            check_identities(path, conn, records_file.path)
         _take_objects(store, objects)
         crash_point("bundle.import.after_objects")
         report = BundleReport(str(path), header["bundle_id"], header["kind"], counts, len(objects),
@@ -286,8 +292,8 @@ def import_bundle(ml: Any, path: os.PathLike[str] | str, *, progress: Progress |
                     BundleRecord.bundle_id == header["bundle_id"], BundleRecord.direction == "import")).first():
                 report.already_imported = True
                 return report
-            merger = Merger(conn, header["bundle_id"], at)
-            for r in _read_records(records_file.path):
+            merger = Merger(conn, header["bundle_id"], at, header["kind"])
+            for r in read_records(records_file.path):
                 merger.apply(r)
                 crash_point("bundle.import.merge")
             report.applied = {k: v for k, v in sorted(merger.counts.items()) if v}
@@ -323,48 +329,6 @@ def _parse_header(path: Path, data: bytes, info: dict[str, str]) -> dict[str, An
                 f"is for catalog {info.get('catalog_id')} on {info.get('hostname')}; import it into a store of that "
                 "catalog (DerivaML(hostname, catalog_id))")
     return header
-
-
-def _read_records(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
-REQUIRED = {
-    "table": ("name",), "term": ("vocabulary", "name", "state"), "workflow": ("rid", "name", "state"),
-    "execution": ("rid", "status", "state"), "asset": ("rid", "table", "filename", "length", "md5", "url", "state"),
-    "link": ("asset", "execution", "state"), "lease": ("rid",),
-}
-
-
-def _check_records(path: Path, records: Path, objects: dict[str, Any], store: Any) -> dict[str, int]:
-    """Every record well formed, every object an asset needs present and matching: before anything changes."""
-    counts: dict[str, int] = {}
-    try:
-        for n, r in enumerate(_read_records(records), 1):
-            kind = r.get("t") if isinstance(r, dict) else None
-            if kind not in REQUIRED:
-                raise errors.BundleError(f"{path}: record {n} has unknown type {kind!r}; written by a newer satchel? "
-                                         "upgrade satchel here")
-            missing = [k for k in REQUIRED[kind] if r.get(k) in (None, "")]
-            if missing or ("state" in r and r["state"] not in ("local", "synced", "remote")):
-                raise errors.BundleError(f"{path}: record {n} ({kind}) lacks {missing or 'a valid state'}; "
-                                         "the bundle is damaged: export it again")
-            counts[kind] = counts.get(kind, 0) + 1
-            if kind == "asset" and r.get("object"):
-                name = r["object"].removeprefix("objects/")
-                p = objects.get(name)
-                if p is None:
-                    raise errors.BundleError(f"{path}: the bytes of asset {r['rid']} ({r['filename']}) are missing; "
-                                             "the bundle is incomplete: export it again")
-                if p.md5 != r["md5"] or p.size != int(r["length"]):
-                    raise errors.BundleError(f"{path}: the bytes of asset {r['rid']} do not match its MD5 or length; "
-                                             "the bundle was altered")
-    except ValueError as exc:
-        raise errors.BundleError(f"{path}: {RECORDS} has a line that is not JSON ({exc}); the bundle is damaged") from exc
-    return counts
 
 
 def _take_objects(store: Any, objects: dict[str, Any]) -> None:

@@ -34,10 +34,12 @@ def _print(console: Console, verb: str, report) -> None:
 @click.option("--table", "tables", multiple=True, metavar="T", help="With --for-offline: every asset of a table.")
 @click.option("--rid-pool", default=None, type=int,
               help="With --for-offline: RIDs to lease for the offline store  [default: 1000].")
+@click.option("--no-mirror", is_flag=True,
+              help="With --for-offline: only the chosen rows and confirmations, not every mirrored row.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @handle_errors
 def export_command(store, hostname, catalog_id, out, executions, since, for_offline, assets, tables, rid_pool,
-                   as_json) -> None:
+                   no_mirror, as_json) -> None:
     """Write OUT (.zip, or .tar): unsent work, or with --for-offline what an offline store needs."""
     if rid_pool is None:
         rid_pool = 1000 if for_offline else 0
@@ -45,7 +47,8 @@ def export_command(store, hostname, catalog_id, out, executions, since, for_offl
     with open_store(store, hostname, catalog_id) as ml:
         with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
             report = ml.export_bundle(out, executions=executions, since=since, for_offline=for_offline,
-                                      assets=assets, tables=tables, rid_pool=rid_pool, progress=bars)
+                                      assets=assets, tables=tables, rid_pool=rid_pool, mirror=not no_mirror,
+                                      progress=bars)
     if as_json:
         emit_json(report.to_json())
     else:
