@@ -81,3 +81,16 @@ def test_export_option_mistakes_are_refused(offline_store, tmp_path):
     res = satchel("bundle", "export", str(tmp_path / "missing" / "x.zip"), "--store", str(offline_store),
                   home=tmp_path / "h", check=False)
     assert res.returncode == 1 and "does not exist" in res.stderr
+
+
+def test_since_keeps_newer_work_only(offline_store, tmp_path):
+    out = tmp_path / "x.zip"
+    future = json.loads(satchel("bundle", "export", str(out), "--since", "2999-01-01", "--json", "--store",
+                                str(offline_store), home=tmp_path / "h").stdout)
+    assert future["records"].get("asset", 0) == 0 and future["objects"] == 0
+    past = json.loads(satchel("bundle", "export", str(out), "--since", "2000-01-01T00:00+02:00", "--json",
+                              "--store", str(offline_store), home=tmp_path / "h").stdout)
+    assert past["records"]["asset"] == 2
+    res = satchel("bundle", "export", str(out), "--since", "yesterday", "--store", str(offline_store),
+                  home=tmp_path / "h", check=False)
+    assert res.returncode == 1 and "ISO 8601" in res.stderr

@@ -86,6 +86,7 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
                                  "add --for-offline")
     if for_offline and since:
         raise errors.BundleError("--since chooses unsent work for an outbound bundle; drop it with --for-offline")
+    since = _instant_text(since) if since else None
     progress = progress or (lambda event: None)
     leases: list[str] = []
     if for_offline:
@@ -146,6 +147,18 @@ def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[
                                                  peer_store=None, created_at=header["created_at"], recorded_at=now(),
                                                  summary=report.to_json()))
     return report
+
+
+def _instant_text(value: str) -> str:
+    """``--since`` as the journal writes times (ISO 8601, UTC), so that text order is time order."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise errors.BundleError(f"--since {value!r} is not an ISO 8601 time; give e.g. 2026-12-01 or "
+                                 "2026-12-01T09:30+01:00") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).isoformat()
 
 
 def _with_leases(rows: Iterator[dict[str, Any]], leases: list[str]) -> Iterator[dict[str, Any]]:
