@@ -26,6 +26,7 @@ def doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
     res = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--repeat", "1",
          "--only", "capture-small", "--only", "noop-redownload", "--only", "push-small", "--only", "scale",
+         "--only", "bundle",
          "--out", str(out), "--data-dir", str(data)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
@@ -41,7 +42,7 @@ def test_document_shape(doc: dict) -> None:
     for key in ("cpu_count", "python", "kernel", "filesystem"):
         assert machine[key], key
     assert machine["filesystem"]["type"]
-    assert [w["name"] for w in doc["workloads"]] == ["capture-small", "noop-redownload", "push-small", "scale"]
+    assert [w["name"] for w in doc["workloads"]] == ["capture-small", "noop-redownload", "push-small", "scale", "bundle"]
 
 
 def test_figures_have_statistics_references_and_targets(doc: dict) -> None:
@@ -81,3 +82,15 @@ def test_scale_builds_its_store_through_the_journal_write_path(doc: dict) -> Non
     assert scale["status"] == "ok", scale
     figures = {f["id"]: f for f in scale["figures"]}
     assert scale["params"]["assets"] == 20_000 and figures["store_bytes_per_asset"]["values"][0] > 0
+
+
+def test_bundle_compares_export_and_import_with_tar(doc: dict) -> None:
+    bundle = doc["workloads"][4]
+    assert bundle["status"] == "ok", bundle
+    figures = {f["id"]: f for f in bundle["figures"]}
+    for part in ("small", "large"):
+        for verb in ("export", "import"):
+            f = figures[f"{part}_{verb}"]
+            assert f["reference"]["label"].startswith("tar -")
+            assert f["target"]["on"] == "ratio" and isinstance(f["met"], bool)
+    assert figures["large_export_peak_rss"]["values"][0] > 0

@@ -420,3 +420,43 @@ def _config_with(ml: DerivaML, workflow):
     from satchel import ExecutionConfiguration
 
     return ExecutionConfiguration(workflow=workflow, description="run")
+
+
+def _journal_dump(ml: DerivaML) -> dict:
+    import sqlite3
+
+    db = sqlite3.connect(Path(ml.working_dir) / "journal.db")
+    rid = "(SELECT rid FROM assets WHERE id = {})"
+    out = {
+        "assets": db.execute("SELECT rid, remote_rid, asset_table, filename, length, md5, blake3, url, description,"
+                             " asset_metadata, origin, sync_state, remote_description, object_url FROM assets"
+                             " ORDER BY rid").fetchall(),
+        "tags": db.execute(f"SELECT {rid.format('asset_id')}, term, sync_state FROM asset_tags ORDER BY 1, 2").fetchall(),
+        "links": db.execute(f"SELECT {rid.format('l.asset_id')}, e.rid, l.role, l.sync_state FROM asset_links l"
+                            " JOIN executions e ON e.id = l.execution_id ORDER BY 1, 2").fetchall(),
+        "changes": sorted(db.execute("SELECT kind, entity_kind, detail FROM changes").fetchall()),
+        "bundle_rows": db.execute("SELECT rid, kind FROM bundle_rows ORDER BY rid").fetchall(),
+    }
+    db.close()
+    return out
+
+
+def test_the_bulk_merge_records_what_the_one_by_one_merge_records(new_store, remote, tmp_path, monkeypatch):
+    from satchel.bundle import merge
+
+    lab = _seeded_pair(new_store, remote, tmp_path)  # mirrored rows, leased RIDs
+    big = next(x for x in lab.find_assets() if x.filename == "big.bin")
+    lab.update_asset(big.rid, [t for t in big.asset_types if t != "Weights"], description="lab edit")
+    populate(lab, salt=5)  # new local work, with an input link to a mirrored asset
+    lab.export_bundle(tmp_path / "out.zip")
+    dumps = []
+    for name, bulk in (("bulk", True), ("one-by-one", False)):
+        ml = new_store(name)
+        if not bulk:
+            real = merge.Merger.__init__
+            monkeypatch.setattr(merge.Merger, "__init__",
+                                lambda self, *a, **k: real(self, *a, **{**k, "bulk": False}))
+        ml.import_bundle(tmp_path / "out.zip")
+        dumps.append(_journal_dump(ml))
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["assets"]) >= 6 and len(dumps[0]["links"]) >= 5 and dumps[0]["changes"]

@@ -17,19 +17,58 @@ import os
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from satchel.cache.digest import CHUNK, Hasher
+import blake3
+
+from satchel.cache.digest import CHUNK
 from satchel.cache.durable import fsync_dir, remove_quietly, temp_name
 from satchel.errors import BundleError
 
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+#: chunks at least this long are hashed on two cores: the slowest hash on a helper thread
+PARALLEL = 256 << 10
 #: the largest tag file we read into memory (a manifest of a million files is about 100 MB)
 MAX_TAG_FILE = 512 << 20
 
 Progress = Callable[[int], None]
+
+
+_helper: ThreadPoolExecutor | None = None
+
+
+class Hashes:
+    """SHA-256 (the bag's manifest), blake3 (our objects' names) and, if asked, MD5, in one pass.
+
+    Large chunks are hashed on two cores: the slowest hash (MD5 when asked,
+    else SHA-256) on a helper thread while this one does the rest; hashlib and
+    blake3 release the GIL for buffers this size.
+    """
+
+    def __init__(self, *, md5: bool):
+        self.sha = hashlib.sha256()
+        self.b3 = blake3.blake3()
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        global _helper
+        self.size += len(data)
+        slow, fast = (self.md5, (self.sha, self.b3)) if self.md5 is not None else (self.sha, (self.b3,))
+        if len(data) < PARALLEL:
+            slow.update(data)
+            for h in fast:
+                h.update(data)
+            return
+        if _helper is None:
+            _helper = ThreadPoolExecutor(1, thread_name_prefix="satchel-hash")
+        done = _helper.submit(slow.update, data)
+        for h in fast:
+            h.update(data)
+        done.result()
 
 
 @dataclass
@@ -67,19 +106,22 @@ class BagWriter:
         self.manifest: list[tuple[str, str, str]] = []  # (relpath, sha256, md5)
         self.payload_bytes = 0
 
-    def add_payload(self, relpath: str, source: IO[bytes], size: int, *, compress: bool = False,
-                    on_bytes: Progress | None = None) -> Hasher:
-        """Copy ``size`` bytes of ``source`` to ``data/<relpath>``; returns the blake3/MD5 hasher of what went in."""
-        sha = hashlib.sha256()
-        hasher = Hasher()
+    def add_payload(self, relpath: str, source: IO[bytes], size: int, *, md5: str | None = None,
+                    compress: bool = False, on_bytes: Progress | None = None) -> str:
+        """Copy ``size`` bytes of ``source`` to ``data/<relpath>``; returns the blake3 of what went in.
+
+        ``md5``: the bytes' MD5 when the caller knows it (an object whose blake3 it then checks), else computed.
+        """
+        hashes = Hashes(md5=md5 is None)
         name = f"{self.top}/data/{relpath}"
-        reader = _HashingReader(source, size, sha, hasher, on_bytes)
+        reader = _HashingReader(source, size, hashes, on_bytes)
         self._add(name, reader, size, compress)
         if reader.seen != size:
             raise BundleError(f"{relpath}: expected {size} bytes, read {reader.seen}; the source changed while exporting")
-        self.manifest.append((f"data/{relpath}", sha.hexdigest(), hasher.digest().md5))
+        self.manifest.append((f"data/{relpath}", hashes.sha.hexdigest(),
+                              md5 if hashes.md5 is None else hashes.md5.hexdigest()))
         self.payload_bytes += size
-        return hasher
+        return hashes.b3.hexdigest()
 
     def _add(self, name: str, reader: Any, size: int, compress: bool) -> None:
         if self._zip is not None:
@@ -130,10 +172,10 @@ class BagWriter:
 
 
 class _HashingReader:
-    """A file-like view of at most ``size`` bytes of ``source`` that feeds SHA-256, blake3 and MD5."""
+    """A file-like view of at most ``size`` bytes of ``source`` that feeds its hashes."""
 
-    def __init__(self, source: IO[bytes], size: int, sha: Any, hasher: Hasher, on_bytes: Progress | None):
-        self.source, self.left, self.sha, self.hasher, self.on_bytes = source, size, sha, hasher, on_bytes
+    def __init__(self, source: IO[bytes], size: int, hashes: Hashes, on_bytes: Progress | None):
+        self.source, self.left, self.hashes, self.on_bytes = source, size, hashes, on_bytes
         self.seen = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -143,8 +185,7 @@ class _HashingReader:
         data = self.source.read(want)
         self.left -= len(data)
         self.seen += len(data)
-        self.sha.update(data)
-        self.hasher.update(data)
+        self.hashes.update(data)
         if self.on_bytes is not None and data:
             self.on_bytes(len(data))
         return data
@@ -238,26 +279,24 @@ def read_bag(path: Path, staging: Path, *, on_first: Callable[[str, bytes], None
 
 def _stage(opener: Callable[[], IO[bytes]], size: int, staging: Path, rel: str,
            on_first: Callable[[str, bytes], None] | None, on_bytes: Progress | None) -> PayloadFile:
-    sha = hashlib.sha256()
-    hasher = Hasher()
+    hashes = Hashes(md5=True)
     dest = staging / hashlib.sha256(rel.encode()).hexdigest()[:32]
     small = rel.startswith("data/satchel/") and size <= MAX_TAG_FILE
     head = bytearray()
     with opener() as src, open(dest, "xb") as out:
         while chunk := src.read(CHUNK):
-            sha.update(chunk)
-            hasher.update(chunk)
+            hashes.update(chunk)
             out.write(chunk)
             if small and len(head) < (1 << 20):
                 head += chunk[: (1 << 20) - len(head)]
             if on_bytes is not None:
                 on_bytes(len(chunk))
-    d = hasher.digest()
-    if d.size != size:
-        raise BundleError(f"{rel}: {d.size} bytes read where the archive says {size}; the bundle is truncated")
+    if hashes.size != size:
+        raise BundleError(f"{rel}: {hashes.size} bytes read where the archive says {size}; the bundle is truncated")
     if small and on_first is not None and rel.endswith(".json"):
         on_first(rel, bytes(head))
-    return PayloadFile(dest, d.size, sha.hexdigest(), d.md5, d.blake3)
+    assert hashes.md5 is not None
+    return PayloadFile(dest, size, hashes.sha.hexdigest(), hashes.md5.hexdigest(), hashes.b3.hexdigest())
 
 
 def _manifest(path: Path, name: str, data: bytes) -> dict[str, str]:

@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from satchel.errors import BundleError
-from satchel.journal.models import AssetRow, ExecutionRow, RidAlias, StatusEvent, WorkflowRow
 from satchel.rid import is_provisional, looks_like_ermrest_rid
 
 NONE = type(None)
@@ -124,32 +123,50 @@ def _bytes_problem(r: dict[str, Any], objects: dict[str, Any], cache: Any) -> st
     return None
 
 
-def check_identities(bundle: Path, conn: Connection, records: Path) -> None:
+def check_identities(bundle: Path, conn: Connection, records: Path, batch: int = 2000) -> None:
     """Refuse a bundle whose RIDs already name other rows here (one setup bundle's RIDs used by two stores)."""
+    chunk: list[dict[str, Any]] = []
     for r in read_records(records):
-        kind = r["t"]
-        if kind not in ("asset", "execution", "workflow"):
-            continue
-        model = {"asset": AssetRow, "execution": ExecutionRow, "workflow": WorkflowRow}[kind]
-        row = conn.execute(select(model).where(model.rid == r["rid"])).first()
-        if row is None:
-            target = conn.execute(select(RidAlias.rid).where(RidAlias.alias == r["rid"])).scalar()
-            row = conn.execute(select(model).where(model.rid == target)).first() if target else None
-        if row is None:
-            continue
-        if kind == "asset":
-            other = (row.asset_table, row.url) != (r["table"], r["url"])
-        elif kind == "workflow":
-            other = bool(row.checksum and r.get("checksum") and row.checksum != r["checksum"])
+        if r["t"] in ("asset", "execution", "workflow"):
+            chunk.append(r)
+        if len(chunk) >= batch:
+            _check_chunk(bundle, conn, chunk)
+            chunk = []
+    _check_chunk(bundle, conn, chunk)
+
+
+def _check_chunk(bundle: Path, conn: Connection, recs: list[dict[str, Any]]) -> None:
+    raw = conn.connection.driver_connection
+    rids = sorted({r["rid"] for r in recs})
+    if not rids:
+        return
+    marks = ",".join("?" * len(rids))
+    aliases = dict(raw.execute(f"SELECT alias, rid FROM rid_aliases WHERE alias IN ({marks})", rids).fetchall())
+    names = sorted(set(rids) | set(aliases.values()))
+    marks = ",".join("?" * len(names))
+    assets = {rid: (t, u) for rid, t, u in raw.execute(
+        f"SELECT rid, asset_table, url FROM assets WHERE rid IN ({marks})", names)}
+    workflows = dict(raw.execute(f"SELECT rid, checksum FROM workflows WHERE rid IN ({marks})", names).fetchall())
+    executions = dict(raw.execute(f"SELECT rid, id FROM executions WHERE rid IN ({marks})", names).fetchall())
+    for r in recs:
+        here = aliases.get(r["rid"], r["rid"])
+        if r["t"] == "asset":
+            other = here in assets and assets[here] != (r["table"], r["url"])
+        elif r["t"] == "workflow":
+            other = bool(workflows.get(here) and r.get("checksum") and workflows[here] != r["checksum"])
         else:
-            events = r.get("events") or []
-            first = min(events, key=lambda e: e["at"]) if events else None
-            other = bool(first) and conn.execute(select(StatusEvent.id).where(
-                StatusEvent.execution_id == row.id)).first() is not None and conn.execute(select(StatusEvent.id).where(
-                    StatusEvent.execution_id == row.id, StatusEvent.at == first["at"],
-                    StatusEvent.to_status == first["to"])).first() is None
+            other = here in executions and _other_execution(raw, executions[here], r.get("events") or [])
         if other:
             raise BundleError(
-                f"{bundle}: RID {r['rid']} names another {kind} in this store than in the bundle; this happens when "
-                "one --for-offline bundle (its leased RIDs) was imported into two offline stores. Nothing was "
+                f"{bundle}: RID {r['rid']} names another {r['t']} in this store than in the bundle; this happens "
+                "when one --for-offline bundle (its leased RIDs) was imported into two offline stores. Nothing was "
                 "imported: push each offline store's work separately, and give each store its own setup bundle")
+
+
+def _other_execution(raw: Any, exe_id: int, events: list[dict[str, Any]]) -> bool:
+    """Both have status events, and the bundle's first one is not among this store's: another execution."""
+    if not events:
+        return False
+    first = min(events, key=lambda e: e["at"])
+    mine = raw.execute("SELECT at, to_status FROM execution_status_events WHERE execution_id = ?", (exe_id,)).fetchall()
+    return bool(mine) and (first["at"], first["to"]) not in set(mine)

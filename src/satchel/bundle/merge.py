@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from satchel.bundle.bulk import BulkMerge
 from satchel.bundle.records import PENDING
 from satchel.journal import queries as q
 from satchel.journal.models import (
@@ -36,13 +37,16 @@ from satchel.journal.models import (
 )
 
 ON_SERVER = ("synced", "remote")
+#: asset or link records merged together (a few set-based queries each, then one insert per table)
+BATCH = 2000
 
 
-class Merger:
+class Merger(BulkMerge):
     """Merges one bundle's records, in order, into the journal through ``conn``."""
 
-    def __init__(self, conn: Connection, bundle_id: str, at: str, kind: str = "outbound"):
+    def __init__(self, conn: Connection, bundle_id: str, at: str, kind: str = "outbound", *, bulk: bool = True):
         self.conn = conn
+        self.bulk = bulk
         self.bundle_id = bundle_id
         self.at = at
         #: an offline bundle is the offline store's pull: it may add what the catalog holds to rows it has
@@ -50,9 +54,27 @@ class Merger:
         self.counts: Counter[str] = Counter()
         self.ids: dict[str, dict[str, int]] = {"workflow": {}, "execution": {}, "asset": {}}
         self.new_local_assets: set[int] = set()
+        self._batch: list[dict[str, Any]] = []
 
     def apply(self, rec: dict[str, Any]) -> None:
-        getattr(self, f"_{rec['t']}")(rec)
+        """Merge one record. Asset and link records are merged a batch at a time: call :meth:`finish` last."""
+        kind = rec["t"]
+        if kind in ("asset", "link") and self.bulk:
+            if self._batch and self._batch[0]["t"] != kind:
+                self.finish()
+            self._batch.append(rec)
+            if len(self._batch) >= BATCH:
+                self.finish()
+            return
+        self.finish()
+        getattr(self, f"_{kind}")(rec)
+
+    def finish(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch and batch[0]["t"] == "asset":
+            self._assets_in_bulk(batch)
+        elif batch:
+            self._links_in_bulk(batch)
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -60,7 +82,9 @@ class Merger:
         if rid in self.ids[kind]:
             return self.conn.execute(select(model).where(model.id == self.ids[kind][rid])).first()
         keys = [k for k in (rid, remote_rid) if k]
-        row = self.conn.execute(select(model).where(model.rid.in_(keys) | model.remote_rid.in_(keys)).limit(1)).first()
+        row = None
+        for column in (model.rid, model.remote_rid):  # one indexed lookup each (an OR of the two scans the table)
+            row = row or self.conn.execute(select(model).where(column.in_(keys)).limit(1)).first()
         if row is None:
             for key in keys:
                 target = self.conn.execute(select(RidAlias.rid).where(RidAlias.alias == key, RidAlias.kind == kind)).scalar()

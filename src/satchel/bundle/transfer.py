@@ -193,9 +193,9 @@ def _write(store: Any, out: Path, header: dict[str, Any], records: Path, objects
                 raise errors.ObjectMissingError(
                     f"the bytes of object {digest.short} ({digest.size} bytes) are not in the cache at "
                     f"{store.cache.root}; run `satchel verify` to see which assets lost their bytes") from None
-            with src:
-                got = writer.add_payload(f"objects/{b3}", src, digest.size, on_bytes=on_bytes).digest()
-            if got != digest:
+            with src:  # the journal's MD5 goes in the manifest: these are the bytes it was computed from
+                got = writer.add_payload(f"objects/{b3}", src, digest.size, md5=digest.md5, on_bytes=on_bytes)
+            if got != digest.blake3:
                 store.cache.verify_object(digest)  # quarantines it, and says so
                 raise errors.IntegrityError(f"cached object {digest.short} is corrupt; nothing was exported")
         writer.close({"Bag-Software-Agent": f"satchel {_version()}", "Bagging-Date": header["created_at"][:10],
@@ -305,11 +305,7 @@ def import_bundle(ml: Any, path: os.PathLike[str] | str, *, progress: Progress |
                     BundleRecord.bundle_id == header["bundle_id"], BundleRecord.direction == "import")).first():
                 report.already_imported = True
                 return report
-            merger = Merger(conn, header["bundle_id"], at, header["kind"])
-            for r in read_records(records_file.path):
-                merger.apply(r)
-                crash_point("bundle.import.merge")
-            report.applied = {k: v for k, v in sorted(merger.counts.items()) if v}
+            report.applied = _apply_records(conn, header, records_file.path, at)
             conn.execute(insert(BundleRecord).values(
                 bundle_id=header["bundle_id"], direction="import", kind=header["kind"],
                 peer_store=header.get("source_store"), created_at=header.get("created_at") or at, recorded_at=at,
@@ -319,6 +315,16 @@ def import_bundle(ml: Any, path: os.PathLike[str] | str, *, progress: Progress |
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _apply_records(conn: Any, header: dict[str, Any], records: Path, at: str) -> dict[str, int]:
+    """Merge every record, in order, inside the caller's transaction; what was applied, by kind."""
+    merger = Merger(conn, header["bundle_id"], at, header["kind"])
+    for r in read_records(records):
+        merger.apply(r)
+        crash_point("bundle.import.merge")
+    merger.finish()
+    return {k: v for k, v in sorted(merger.counts.items()) if v}
 
 
 def _parse_header(path: Path, data: bytes, info: dict[str, str]) -> dict[str, Any]:
