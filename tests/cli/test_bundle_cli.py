@@ -94,3 +94,21 @@ def test_since_keeps_newer_work_only(offline_store, tmp_path):
     res = satchel("bundle", "export", str(out), "--since", "yesterday", "--store", str(offline_store),
                   home=tmp_path / "h", check=False)
     assert res.returncode == 1 and "ISO 8601" in res.stderr
+
+
+def test_a_corrupt_cached_object_is_never_exported(offline_store, tmp_path):
+    from satchel import IntegrityError
+
+    objects = [p for p in (offline_store / "cache" / "objects").rglob("*") if p.is_file()]
+    victim = max(objects, key=lambda p: p.stat().st_size)  # weights.bin's object
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 1
+    victim.write_bytes(bytes(data))
+    with DerivaML("example.org", "1", working_dir=offline_store) as ml:
+        with pytest.raises(IntegrityError, match="corrupt"):
+            ml.export_bundle(tmp_path / "out.zip")
+    assert not (tmp_path / "out.zip").exists() and not list(tmp_path.glob(".out.zip*"))
+    res = satchel("bundle", "export", str(tmp_path / "out.tar"), "--store", str(offline_store), home=tmp_path / "h",
+                  check=False)
+    assert res.returncode == 4 and "Traceback" not in res.stderr  # the object was quarantined by the first try

@@ -102,7 +102,7 @@ class BagWriter:
         if self.format == "zip":
             self._zip = zipfile.ZipFile(self._file, "w", allowZip64=True)
         else:
-            self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+            self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.GNU_FORMAT)
         self.manifest: list[tuple[str, str, str]] = []  # (relpath, sha256, md5)
         self.payload_bytes = 0
 
@@ -165,7 +165,12 @@ class BagWriter:
         fsync_dir(self.path.parent)
 
     def abort(self) -> None:
+        """Drop the unfinished archive: nothing is left under any name."""
         try:
+            if self._zip is not None:
+                self._zip.fp = None  # nothing more goes into the file, not even a central directory
+            if self._tar is not None:
+                self._tar.closed = True
             self._file.close()
         finally:
             remove_quietly(self.tmp)
@@ -283,7 +288,9 @@ def _stage(opener: Callable[[], IO[bytes]], size: int, staging: Path, rel: str,
     dest = staging / hashlib.sha256(rel.encode()).hexdigest()[:32]
     small = rel.startswith("data/satchel/") and size <= MAX_TAG_FILE
     head = bytearray()
-    with opener() as src, open(dest, "xb") as out:
+    # read-only from the start: an object is taken into the cache as it is (docs/internals.md)
+    with opener() as src, os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444),
+                                    "wb") as out:
         while chunk := src.read(CHUNK):
             hashes.update(chunk)
             out.write(chunk)

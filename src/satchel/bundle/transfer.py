@@ -361,8 +361,7 @@ def _take_objects(store: Any, objects: dict[str, Any]) -> None:
         final = cache.path_of(digest)
         if final.exists():
             continue
-        os.chmod(p.path, 0o444)
-        os.replace(p.path, final)
+        os.replace(p.path, final)  # staged read-only (bag._stage)
         entries.append((os.stat(final), digest, True))
     sync_filesystem(cache.objects_dir)  # the bytes and the renames, before any row names them
     if entries:
