@@ -460,3 +460,23 @@ def test_the_bulk_merge_records_what_the_one_by_one_merge_records(new_store, rem
         dumps.append(_journal_dump(ml))
     assert dumps[0] == dumps[1]
     assert len(dumps[0]["assets"]) >= 6 and len(dumps[0]["links"]) >= 5 and dumps[0]["changes"]
+
+
+def test_one_setup_bundle_in_two_labs_through_two_gateways_is_refused_at_push(new_store, remote, tmp_path):
+    seeder = new_store("seeder")
+    seeder.export_bundle(tmp_path / "seed.zip", for_offline=True, rid_pool=10, remote=remote)
+    gateways = []
+    for i in range(2):
+        lab = new_store(f"lab{i}")
+        lab.import_bundle(tmp_path / "seed.zip")
+        record_run(lab, {f"lab{i}.bin": ("Model", f"lab {i}".encode(), [])})
+        lab.export_bundle(tmp_path / f"lab{i}.zip")
+        gateway = new_store(f"gateway{i}")
+        gateway.import_bundle(tmp_path / f"lab{i}.zip")
+        gateways.append(gateway)
+    assert gateways[0].push(remote=remote).ok
+    second = gateways[1].push(remote=remote)
+    assert any("given to two rows" in f.reason for f in second.failed), second.failed
+    assert [r["Filename"] for r in catalog_rows(remote, "Model")] == ["lab0.bin"]
+    lost = next(a for a in gateways[1].find_assets() if a.filename == "lab1.bin")
+    assert gateways[1].status()["failed_assets"] == 1 and lost.rid  # kept, failed, named: not lost

@@ -44,19 +44,31 @@ def insert_exactly_once(
         return out
     schema, name = table.schema, table.name
     by_rid = {r.rid: r for r in rows}
+    columns = ("RID", natural_key) if natural_key else ("RID",)
+
+    def found(row: dict[str, Any]) -> None:
+        r = by_rid[row["RID"]]
+        if natural_key and row.get(natural_key) != r.body.get(natural_key):
+            # our RID holds another row: it was leased for something else too (one setup bundle in two stores)
+            out.refused[r.key] = (f"the catalog's row {row['RID']} is another one ({natural_key} "
+                                  f"{row.get(natural_key)}); this row's RID was given to two rows, as when one "
+                                  "--for-offline bundle is imported into two stores (docs/airgap.md)")
+            return
+        out.present[r.key] = row["RID"]
+        out.refused.pop(r.key, None)
+
     # 1. an earlier attempt may have inserted some of them without our hearing of it
-    for row in catalog.lookup(schema, name, "RID", list(by_rid), columns=("RID",)):
-        out.present[by_rid[row["RID"]].key] = row["RID"]
-    todo = [r for r in rows if r.key not in out.present]
+    for row in catalog.lookup(schema, name, "RID", list(by_rid), columns=columns):
+        found(row)
+    todo = [r for r in rows if r.key not in out.present and r.key not in out.refused]
     # 2. insert the rest; any outcome is then checked by reading
     _insert(catalog, table, todo, natural_key, out)
     crash_point(f"rows.{name}.after_insert")
     # refused rows are asked too: a replay of our own insert (the session retries these) is refused
     # although the first attempt stored the row
     if todo:
-        for row in catalog.lookup(schema, name, "RID", [r.rid for r in todo], columns=("RID",)):
-            out.present[by_rid[row["RID"]].key] = row["RID"]
-            out.refused.pop(by_rid[row["RID"]].key, None)
+        for row in catalog.lookup(schema, name, "RID", [r.rid for r in todo], columns=columns):
+            found(row)
     remaining = [r for r in todo if r.key not in out.refused]
     # 3. not there under our RID: the same thing may be there under its natural key. Refused rows are
     # asked too: a skipped insert still consumes its lease, so a retry after a lost answer gets 403
