@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import tracemalloc
 
-from satchel.remote import urls
+from satchel.remote import RetryPolicy, urls
 
 MiB = 1024 * 1024
 
@@ -16,8 +17,11 @@ def test_concurrent_clients(deriva_server, remote_factory, tmp_path):
     failures = []
 
     def work(n):
+        # eight writers abort each other's transactions (as on ERMrest): a client backs off as a real one
+        # does, with jitter of its own and room to grow, not the fault tests' five quick tries
+        patient = RetryPolicy(attempts=12, base_delay=0.02, max_delay=0.5, deadline=30, rng=random.Random(n))
         try:
-            with remote_factory(deriva_server.url, deriva_server.token) as r:
+            with remote_factory(deriva_server.url, deriva_server.token, retry=patient) as r:
                 rows = [{"URL": f"/u/{n}/{i}", "Length": i, "MD5": f"{n:016x}{i:016x}"} for i in range(20)]
                 r.catalog.insert("test-schema", "Image", rows, max_rows=5, on_conflict_skip=True)
                 src = tmp_path / f"f{n}.bin"
