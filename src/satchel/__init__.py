@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from satchel.errors import (
     AuthenticationError,
+    BadNameError,
     DerivaMLConfigurationError,
     DerivaMLDataError,
     DerivaMLDirtyWorkflowError,
@@ -44,6 +45,7 @@ from satchel.errors import (
     ProtocolError,
     RemoteError,
     RemoteStatusError,
+    RemoteURLError,
     RequestTooLong,
     SatchelError,
     SchemaVersionError,
@@ -102,6 +104,7 @@ __all__ = [
     "AssetFilePath",
     "AssetSpec",
     "AuthenticationError",
+    "BadNameError",
     "BundleError",
     "BundleReport",
     "CacheError",
@@ -152,6 +155,7 @@ __all__ = [
     "RID",
     "RemoteError",
     "RemoteStatusError",
+    "RemoteURLError",
     "RequestTooLong",
     "SatchelError",
     "SchemaVersionError",

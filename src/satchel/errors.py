@@ -33,7 +33,8 @@ DerivaMLMaterializeLimitExceeded, under DerivaMLException as in deriva-ml.
     │   ├── DuplicateAssetError        same (table, file name) twice in one execution
     │   ├── MissingSourceError         a file to register or commit does not exist
     │   ├── FileChangedError           a file changed while it was being captured
-    │   └── CommitError                commit_output_assets could not complete
+    │   ├── CommitError                commit_output_assets could not complete
+    │   └── BadNameError               a file name nothing could hold (too long, NUL, not UTF-8)
     ├── RemoteError                    talking to ERMrest / Hatrac
     │   ├── TransportError             connect, timeout, reset: no HTTP answer
     │   ├── ProtocolError              an answer that breaks the protocol
@@ -45,6 +46,7 @@ DerivaMLMaterializeLimitExceeded, under DerivaMLException as in deriva-ml.
     │       ├── Conflict               409
     │       └── PreconditionFailed     412
     ├── DestinationError               a download's destination cannot take the file
+    ├── RemoteURLError                 a server URL satchel will not use or store
     ├── SyncError                      the sync engine
     │   └── ConflictError              local and remote changed the same thing
     └── BundleError                    air-gap bundles
@@ -194,6 +196,10 @@ class CommitError(ExecutionError):
     """commit_output_assets could not complete; nothing was committed."""
 
 
+class BadNameError(ExecutionError, DerivaMLValidationError, ValueError):
+    """A file name (or other name) that no file system or catalog could hold: refused before anything changes."""
+
+
 # --- remote ----------------------------------------------------------------
 
 
@@ -268,6 +274,10 @@ class PreconditionFailed(RemoteStatusError):
 
 class SyncError(SatchelError):
     """The sync engine could not do what was asked."""
+
+
+class RemoteURLError(SatchelError, DerivaMLConfigurationError, ValueError):
+    """A server URL satchel will not use: not http(s), no host, or with a password in it."""
 
 
 class ConflictError(SyncError):

@@ -12,14 +12,18 @@ replaces ``~/.satchel``, and an explicit ``working_dir`` is used as given.
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Connection, Integer, Text, insert, select, update
+from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 
 from satchel import mlschema
 from satchel.cache import DEFAULT_LINK_MODES, ObjectCache
+from satchel.cache.statcache import damaged
 from satchel.errors import StoreError
 from satchel.journal import make_engine, read_transaction, upgrade, write_transaction
 from satchel.journal.engine import FastWriter
@@ -70,11 +74,14 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}; choose a writable working_dir") from exc
         self.journal_path = self.root / "journal.db"
-        self.engine = make_engine(self.journal_path)
-        upgrade(self.engine)
-        self.fast_writer = FastWriter(self.journal_path)
-        self.cache = ObjectCache(Path(cache_dir) if cache_dir else self.root / "cache", link_modes=link_modes)
-        self.info = self._seed(hostname, catalog_id)
+        try:
+            self.engine = make_engine(self.journal_path)
+            upgrade(self.engine)
+            self.fast_writer = FastWriter(self.journal_path)
+            self.cache = ObjectCache(Path(cache_dir) if cache_dir else self.root / "cache", link_modes=link_modes)
+            self.info = self._seed(hostname, catalog_id)
+        except (sqlite3.DatabaseError, SQLAlchemyDatabaseError, OSError) as exc:
+            raise StoreError(unusable(self.root, exc)) from exc
         self.store_id = self.info["store_id"]
 
     def close(self) -> None:
@@ -129,6 +136,27 @@ class Store:
             else:
                 _check_catalog(self.root, info, catalog_id)
         return info
+
+
+def unusable(root: Path, exc: BaseException) -> str:
+    """What to tell a user whose store cannot be opened: which file, why, that nothing changed, what to do."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause)
+    lowered = text.lower()
+    journal = root / "journal.db"
+    if damaged(cause):
+        return (f"the journal {journal} is damaged ({text}); nothing was changed. Restore journal.db (with its "
+                "-wal file) from a backup, or move the store aside and start a new one (its cache's objects are "
+                "intact: `satchel verify --store NEW` after copying cache/objects over)")
+    if "readonly" in lowered or "read-only" in lowered or "permission denied" in lowered or \
+            getattr(cause, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"the store at {root} cannot be written ({text}): it is on a read-only filesystem or belongs to "
+                "another user; nothing was changed. Open a writable copy, or `satchel status` (which only reads)")
+    if "disk is full" in lowered or getattr(cause, "errno", None) == errno.ENOSPC:
+        return f"no space left for the store at {root} ({text}); nothing was changed: free some space and try again"
+    if "unable to open" in lowered:
+        return f"cannot open the journal {journal} ({text}); check the path and its permissions"
+    return f"cannot open the store at {root}: {text}"
 
 
 def _check_catalog(root: Path, info: dict[str, str], catalog_id: str | None) -> None:

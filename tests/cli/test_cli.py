@@ -40,7 +40,7 @@ def test_status_json_counts_what_is_not_on_the_remote(populated):
     data = json.loads(res.output)
     assert data["executions"] == 1 and data["assets"] == 2 and data["asset_bytes"] == 2049
     assert data["executions_by_status"] == {"Uploaded": 1}  # uploaded into the store, not yet pushed
-    assert data["remote"] is None
+    assert data["remote"] == "https://example.org" and data["remote_configured"] is False  # push's rule too
 
 
 _STATUS_IN_A_FRESH_PROCESS = """

@@ -20,7 +20,7 @@ from satchel._crashpoints import crash_point
 from satchel.api.workspace import Workspace
 from satchel.cache.durable import remove_quietly, temp_name
 from satchel.cache.objects import ObjectCache
-from satchel.errors import DuplicateAssetError, ExecutionError, MissingSourceError
+from satchel.errors import BadNameError, DuplicateAssetError, ExecutionError, MissingSourceError
 from satchel.store import now
 
 #: deriva-ml renames this file: a leading underscore upsets S3-backed Hatrac
@@ -57,7 +57,7 @@ def check(ws: Workspace, asset_table: str, file_name: str | os.PathLike[str], as
     types = ws.check_asset_types(asset_table, asset_types)
     name = os.fspath(file_name)
     if "\0" in name:
-        raise ValueError(f"{name!r} cannot be a file name: it holds a NUL character")
+        raise BadNameError(f"{name!r} cannot be a file name: it holds a NUL character; pass a name without it")
     if "/" in name:
         path = Path(name)
         source = os.fspath(path if path.is_absolute() else Path.cwd() / path)
@@ -135,16 +135,16 @@ def printable(path: str | Path) -> str:
 
 def check_target_name(name: str) -> None:
     if not name or name in (".", "..") or "/" in name or "\0" in name:
-        raise ValueError(f"{name!r} cannot be an asset file name; use a plain file name without '/' or NUL")
+        raise BadNameError(f"{name!r} cannot be an asset file name; use a plain file name without '/' or NUL")
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
-        raise ValueError(
+        raise BadNameError(
             f"the file name {name!r} is not valid UTF-8 (the catalog stores names as text); "
             "pass rename_file='a-utf8-name' to register it under another name"
         ) from None
     if size > MAX_NAME_BYTES:
-        raise ValueError(
+        raise BadNameError(
             f"the file name {name[:40]!r}... has {size} bytes, more than the {MAX_NAME_BYTES} a file name may have; "
             "pass rename_file='a-shorter-name' (the catalog's Filename is the staged name)"
         )

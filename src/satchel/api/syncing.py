@@ -17,6 +17,36 @@ from satchel.journal import read_transaction, write_transaction
 from satchel.journal.models import AssetRow
 
 
+def check_remote_url(url: str) -> str:
+    """``url`` as satchel stores it (``scheme://host[:port][/path]``), or a ``RemoteURLError`` saying what to give."""
+    from urllib.parse import urlsplit
+
+    from satchel.errors import RemoteURLError
+    from satchel.remote.boundary import safe_url
+
+    try:
+        parts = urlsplit(str(url).strip())
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RemoteURLError(f"{safe_url(url) if parts else repr(url)} is not a server URL; give it as "
+                             "https://host (http://host:port for a local test server), e.g. https://www.example.org")
+    if parts.username is not None or parts.password is not None:
+        raise RemoteURLError(f"{safe_url(url)}: satchel does not keep a user name or password from a URL; give the "
+                             "URL without them, and the credential as in docs/remote.md ('Credentials')")
+    host = f"{parts.hostname}:{port}" if port else parts.hostname
+    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+
+
+def remote_of(info: dict[str, str], hostname: str | None) -> str:
+    """The store's server: the one set (user info never shown), else ``https://<hostname>``."""
+    from satchel.remote.boundary import safe_url
+
+    stored = info.get("remote_url")
+    return safe_url(stored).rstrip("/") if stored else f"https://{hostname or info.get('hostname')}"
+
+
 class SyncCalls:
     workspace: Workspace
     hostname: str
@@ -26,17 +56,16 @@ class SyncCalls:
 
     @property
     def remote_url(self) -> str:
-        """The server this store syncs to: set with ``set_remote``, else ``https://<hostname>``."""
+        """The server this store syncs to: set with ``set_remote``, else ``https://<hostname>`` (one rule for
+        every command: ``satchel status``, ``remote show``, ``push``, ``pull``)."""
         with read_transaction(self.workspace.engine) as conn:
-            return q.store_info(conn).get("remote_url") or f"https://{self.hostname}"
+            return remote_of(q.store_info(conn), self.hostname)
 
     def set_remote(self, url: str) -> None:
-        """Configure the server this store syncs to (once per store; ``satchel remote set URL``)."""
-        from satchel.remote.session import RemoteSession
-
-        RemoteSession(url, credential=None).close()  # validates the URL; sends nothing
+        """Configure the server this store syncs to (``satchel remote set URL``); sends nothing."""
+        checked = check_remote_url(url)
         with write_transaction(self.workspace.engine) as conn:
-            q.set_store_info(conn, "remote_url", url.rstrip("/"))
+            q.set_store_info(conn, "remote_url", checked)
 
     def connect(self, **session_options: Any) -> Any:
         """A :class:`satchel.remote.Remote` for this store's server and catalog (no request is sent)."""

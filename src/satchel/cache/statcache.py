@@ -14,6 +14,7 @@ since no one else can have written them.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -40,6 +41,12 @@ DROP TABLE IF EXISTS objects;
 """
 
 
+def damaged(exc: BaseException) -> bool:
+    """Whether an SQLite error means the file is not (or no longer) a readable database."""
+    text = str(exc).lower()
+    return any(m in text for m in ("not a database", "malformed", "file is encrypted", "disk image"))
+
+
 def _trusted(trusted: int, mtime_ns: int, recorded_ns: int) -> bool:
     """Written by us, or modified clearly before it was recorded (not racy)."""
     return bool(trusted) or mtime_ns < recorded_ns - RACY_NS
@@ -62,8 +69,24 @@ class CacheIndex:
         self._local = threading.local()
         self._memo: dict[tuple[int, int], tuple[int, int, Digest]] = {}
         self._lock = threading.Lock()
-        conn = self._conn()
-        conn.executescript(_SCHEMA)
+        try:
+            self._conn().executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            if not damaged(exc):
+                raise
+            self._rebuild(exc)
+
+    def _rebuild(self, exc: sqlite3.DatabaseError) -> None:
+        """A damaged index.db holds nothing that cannot be rebuilt from the bytes: set it aside, start anew."""
+        self.close()
+        aside = f"{self._path}.damaged-{time.time_ns()}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self._path + suffix):
+                os.replace(self._path + suffix, aside + suffix)
+        logging.getLogger("satchel.cache").warning(
+            "the stat cache %s was damaged (%s); set aside as %s and rebuilt (files are hashed again once)",
+            self._path, exc, aside)
+        self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

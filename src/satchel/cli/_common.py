@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -52,10 +53,37 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except SatchelError as exc:
+            if debugging():
+                raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(exit_code_for(exc))
+        except KeyboardInterrupt:
+            if debugging():
+                raise
+            click.echo("interrupted: what was recorded or sent before is kept (each step commits on its own); "
+                       "run the command again to go on", err=True)
+            sys.exit(130)
+        except Exception as exc:  # the environment (disk, permissions, files): one line; anything else is a bug
+            if debugging() or not environmental(exc):
+                raise
+            cause = getattr(exc, "orig", None) or exc
+            click.echo(f"error: {type(cause).__name__}: {cause}; nothing recorded before was lost. "
+                       "Set SATCHEL_DEBUG=1 to see where it happened", err=True)
+            sys.exit(5)
 
     return wrapper
+
+
+def environmental(exc: BaseException) -> bool:
+    """An error of the machine around satchel (a file, the disk, SQLite), not of satchel's own logic."""
+    if isinstance(exc, (OSError, sqlite3.Error)):
+        return True
+    return type(exc).__module__.startswith("sqlalchemy") and isinstance(getattr(exc, "orig", None), sqlite3.Error)
+
+
+def debugging() -> bool:
+    """``SATCHEL_DEBUG=1``: let errors through with their Python traceback (for bug reports)."""
+    return os.environ.get("SATCHEL_DEBUG", "") not in ("", "0")
 
 
 def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:

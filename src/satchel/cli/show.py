@@ -46,16 +46,28 @@ def command(store, hostname, catalog_id, rid: str, as_json: bool) -> None:
                 console.print(f"  {e.asset_role:6} of execution {e.execution_rid}")
             console.print(f"  on the remote: {'yes' if a.synced else 'not yet'}")
             return
-        exe = ml.resume_execution(rid)
+        record = ml.lookup_execution(rid)
+        first = ml.resume_execution(rid).rid  # the RID it was recorded under here
         links = [(a.rid, a.asset_table, role) for role in ("Input", "Output")
                  for a in ml.list_execution_assets(rid, role)]
         history = ml.execution_history(rid)
-        data = {"kind": "execution", "RID": exe.rid, "Status": exe.status.value, "history": history,
+        workflow = record.workflow
+        data = {"kind": "execution", "RID": record.execution_rid, "Status": record.status.value,
+                "Description": record.description, "Workflow": record.workflow_rid,
+                "Workflow_Name": getattr(workflow, "name", None), "synced": record.synced,
+                "also_known_as": [first] if first != record.execution_rid else [], "history": history,
                 "assets": [{"RID": r, "Table": t, "Asset_Role": role} for r, t, role in links]}
         if as_json:
             emit_json(data)
             return
-        console.print(f"[bold]execution {exe.rid}[/bold]  status {exe.status.value}")
+        console.print(f"[bold]execution {record.execution_rid}[/bold]  status {record.status.value}"
+                      + (f"  (recorded here as {first})" if first != record.execution_rid else ""))
+        if workflow is not None:
+            console.print(f"  workflow {record.workflow_rid}: {workflow.name}" + (f" {workflow.version}" if getattr(
+                workflow, "version", None) else ""))
+        if record.description:
+            console.print(f"  description: {record.description}")
+        console.print(f"  on the remote: {'yes' if record.synced else 'not yet'}")
         for h in history:
             console.print(f"  {h['at'][:19]}  {h['from'] or '-':>14} -> {h['to']}" + (f"  ({h['detail']})" if h["detail"] else ""))
         for r, t, role in links:

@@ -35,7 +35,8 @@ def command(store, hostname, catalog_id, as_json: bool) -> None:
 
     console = Console()
     console.print(f"store  {status['store']}")
-    console.print(f"remote {status['remote'] or '(none configured: everything stays local)'}")
+    console.print(f"remote {status['remote']}" + ("" if status.get("remote_configured") else
+                                                   "  (the default for this host: set another with `satchel remote set URL`)"))
     table = Table(title="not yet on the remote", show_header=True)
     table.add_column("what")
     table.add_column("count", justify="right")

@@ -135,7 +135,15 @@ def add_term(
 
 
 def resolve_rid(conn: Connection, rid: str) -> tuple[str, int] | None:
-    """(kind, row id) for a RID: a row's own RID, its remote RID, or an alias."""
+    """(kind, row id) for a RID: a row's own RID, its remote RID, or an alias. RIDs are case-insensitive
+    (ERMrest decodes ``13w`` as ``13W``): one typed in lower case is found too."""
+    found = _resolve_rid(conn, rid)
+    if found is None and isinstance(rid, str) and rid != rid.upper():
+        found = _resolve_rid(conn, rid.upper())
+    return found
+
+
+def _resolve_rid(conn: Connection, rid: str) -> tuple[str, int] | None:
     for _ in range(4):  # aliases may chain once or twice (provisional -> leased -> adopted)
         for kind, model in (("asset", AssetRow), ("execution", ExecutionRow), ("workflow", WorkflowRow)):
             row_id = conn.execute(
@@ -164,6 +172,10 @@ def resolve_asset_rids(conn: Connection, rids: Sequence[str]) -> dict[str, int]:
             for key in (rid, remote_rid):
                 if key in wanted:
                     found[key] = asset_id
+    upper = {r.upper(): r for r in todo if r not in found and isinstance(r, str) and r != r.upper()}
+    if upper:  # RIDs are case-insensitive: 13w names 13W
+        for key, asset_id in resolve_asset_rids(conn, list(upper)).items():
+            found[upper[key]] = asset_id
     missing = [r for r in todo if r not in found]
     for part in chunks(missing):  # aliases: another RID naming the same asset
         aliases = dict(raw.execute(

@@ -117,8 +117,21 @@ def status(conn: sqlite3.Connection) -> dict[str, Any]:
         "would_send": would_send,
         "in_flight_uploads": would_send["in_flight_uploads"],
         "store_id": info.get("store_id"),
-        "remote": info.get("remote_url"),
+        "remote": _remote(info),
+        "remote_configured": "remote_url" in info,
     }
+
+
+def _remote(info: dict[str, str]) -> str:
+    """As ``DerivaML.remote_url`` (one rule for every command), with sqlite3 alone: no user info, ever."""
+    from urllib.parse import urlsplit
+
+    stored = info.get("remote_url")
+    if not stored:
+        return f"https://{info.get('hostname')}"
+    parts = urlsplit(stored)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}".rstrip("/")
 
 
 def read_status(root: Path) -> dict[str, Any] | None:

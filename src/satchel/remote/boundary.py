@@ -138,6 +138,9 @@ def status_error(response: httpx.Response, method: str, url: object) -> errors.R
         message += f": {detail}"
     if status == 401:
         message += " (check the token or cookie: see docs/remote.md, 'Credentials')"
+    elif status == 403:
+        message += (" (the server knows this login but does not let it do this: check which credential is used with"
+                    " `satchel remote show`, and ask the catalog's owner for the right; docs/remote.md, 'Credentials')")
     elif front_end and status in (404, 414):
         message += (" (the web server in front of ERMrest/Hatrac refused the request before the service saw it;"
                     " its URL is probably too long: see docs/remote.md, 'How long a request may be')")

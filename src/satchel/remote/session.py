@@ -42,7 +42,7 @@ class RemoteSession:
     ):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) server URL: {boundary.safe_url(url)}")
+            raise errors.RemoteURLError(f"{boundary.safe_url(url)} is not a server URL; give it as https://host")
         self.url = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
         if credential == "auto":
             credential = load_credential(parts.netloc.rsplit("@", 1)[-1])

@@ -316,7 +316,14 @@ class Puller:
         ids: set[int] = set()
         with read_transaction(self.engine) as conn:
             for rid in assets:
-                ids.add(resolve.asset_id(conn, rid))
+                try:
+                    ids.add(resolve.asset_id(conn, rid))
+                except errors.UnknownRIDError as exc:
+                    if "no asset has RID" not in str(exc):
+                        raise
+                    raise errors.UnknownRIDError(
+                        f"catalog {self.catalog.catalog_id} at {self.remote.session.url} had no asset with RID {rid} "
+                        "when this store last read its asset tables; check the RID (`satchel ls` lists them)") from None
             for table in tables:
                 found = conn.execute(select(AssetRow.id).where(AssetRow.asset_table == table)).scalars().all()
                 if not found and table not in q.asset_tables(conn):
