@@ -143,3 +143,10 @@ def test_remote_url_errors_are_value_errors_too():
     with pytest.raises(RemoteURLError):
         check_remote_url("ftp://example.org")
     assert check_remote_url("https://Example.org:8443/") == "https://example.org:8443"
+
+
+def test_shell_completion_works_as_documented():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    assert '_SATCHEL_COMPLETE=bash_source satchel' in docs
+    res = satchel("bundle", env={"_SATCHEL_COMPLETE": "bash_complete", "COMP_WORDS": "satchel bun", "COMP_CWORD": "1"})
+    assert "bundle" in res.stdout

@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import os
+
 import pytest
 
 from satchel.testing.catalog_def import deriva_ml_catalog
 
-REFERENCE = Path("/work/shared/reference/deriva-ml-catalog-schema.json")
-for parent in Path(__file__).resolve().parents:
+#: a real deriva-ml catalog's /schema document: SATCHEL_REFERENCE_SCHEMA, else the team's reference copy beside
+#: the repository (../shared/reference), if either is there
+REFERENCE = Path(os.environ.get("SATCHEL_REFERENCE_SCHEMA", "/work/shared/reference/deriva-ml-catalog-schema.json"))
+for parent in () if "SATCHEL_REFERENCE_SCHEMA" in os.environ else Path(__file__).resolve().parents:
     candidate = parent.parent / "shared" / "reference" / "deriva-ml-catalog-schema.json"
     if candidate.exists():
         REFERENCE = candidate
