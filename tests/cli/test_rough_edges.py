@@ -150,3 +150,19 @@ def test_shell_completion_works_as_documented():
     assert '_SATCHEL_COMPLETE=bash_source satchel' in docs
     res = satchel("bundle", env={"_SATCHEL_COMPLETE": "bash_complete", "COMP_WORDS": "satchel bun", "COMP_CWORD": "1"})
     assert "bundle" in res.stdout
+
+
+def test_connection_refused_is_said_at_once_and_keeps_the_work(store):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    satchel("remote", "set", f"http://127.0.0.1:{port}", "--store", str(store), check=True)
+    started = time.monotonic()
+    err = one_line_error(satchel("push", "--store", str(store), env={"SATCHEL_TOKEN": "a-token"}), 6)
+    assert time.monotonic() - started < 8  # one quick retry, not the whole backoff (about 15 s)
+    assert "connection refused" in err and "satchel remote show" in err and "nothing is lost" in err
+    status = json.loads(satchel("status", "--json", "--store", str(store), check=True).stdout)
+    assert status["assets"] == 1

@@ -21,6 +21,7 @@ from satchel.errors import (
     SatchelError,
     StoreError,
     SyncError,
+    TransportError,
 )
 
 if TYPE_CHECKING:
@@ -55,7 +56,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except SatchelError as exc:
             if debugging():
                 raise
-            click.echo(f"error: {exc}", err=True)
+            message = str(exc)
+            if isinstance(exc, TransportError):
+                message += "; nothing is lost: the work stays in the local store and the next push or pull goes on"
+            click.echo(f"error: {message}", err=True)
             sys.exit(exit_code_for(exc))
         except KeyboardInterrupt:
             if debugging():

@@ -9,6 +9,7 @@ secret-looking query parameters.
 from __future__ import annotations
 
 import email.utils
+import errno
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -82,9 +83,32 @@ def translate(exc: BaseException, method: str, url: object) -> errors.RemoteErro
         return status_error(exc.response, method, url)
     cls = error_class(exc)
     where = safe_url(url)
+    if refused(exc):
+        error = cls(f"{method} {where} failed: nothing answers at {_server(where)} (connection refused): the server "
+                    "is down or the URL is wrong; check it with `satchel remote show` (set it with `satchel remote set "
+                    "URL`)", method=method, url=where)
+        error.refused = True  # type: ignore[attr-defined]
+        return error
     hint = _HINTS.get(cls, "request failed")
     return cls(f"{method} {where} failed: {hint}: {type(exc).__name__}: {_scrub(str(exc))}",
                method=method, url=where)
+
+
+def refused(exc: BaseException) -> bool:
+    """A connection the other side refused: nothing listens there (a down server or a wrong URL)."""
+    if not isinstance(exc, httpx.ConnectError):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "connection refused" in str(exc).lower()
+
+
+def _server(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _scrub(text: str) -> str:

@@ -62,7 +62,9 @@ class RetryPolicy:
             try:
                 return fn()
             except errors.RemoteError as error:
-                if not idempotent or not self.retryable(error) or attempt >= self.attempts:
+                # a refused connection is retried once (a server restarting), not for the whole backoff
+                limit = min(self.attempts, 2) if getattr(error, "refused", False) else self.attempts
+                if not idempotent or not self.retryable(error) or attempt >= limit:
                     if attempt > 1:
                         error.args = (f"{error.args[0]} (gave up after {attempt} attempts)", *error.args[1:])
                     raise
