@@ -166,3 +166,33 @@ def test_connection_refused_is_said_at_once_and_keeps_the_work(store):
     assert "connection refused" in err and "satchel remote show" in err and "nothing is lost" in err
     status = json.loads(satchel("status", "--json", "--store", str(store), check=True).stdout)
     assert status["assets"] == 1
+
+
+def test_a_pull_with_nothing_changed_reads_nothing_and_says_up_to_date(deriva_server, store, tmp_path):
+    from syncsupport_cli import push_some
+
+    push_some(deriva_server, store)
+    other = tmp_path / "other"
+    DerivaML("example.org", "1", working_dir=other).close()  # a second machine's store
+    env = {"SATCHEL_TOKEN": deriva_server.token}
+    satchel("remote", "set", deriva_server.url, "--store", str(other), check=True)
+    first = satchel("pull", "--store", str(other), env=env, check=True).stdout
+    assert "pulled:" in first and "asset rows" in first
+    before = deriva_server.stats.requests()
+    second = satchel("pull", "--store", str(other), env=env, check=True).stdout
+    assert "up to date" in second
+    assert deriva_server.stats.requests() - before <= 4  # login, catalog, model: no table read
+    with DerivaML("example.org", "1", working_dir=store) as ml, deriva_server.remote() as remote:
+        ml.update_asset(next(iter(ml.find_assets())).rid, description="changed")
+        assert ml.push(remote=remote).ok
+    third = satchel("pull", "--store", str(other), env=env, check=True).stdout
+    assert "pulled:" in third
+
+
+def test_dry_run_and_push_count_statuses_alike(deriva_server, store):
+    with DerivaML("example.org", "1", working_dir=store) as ml, deriva_server.remote() as remote:
+        running = ml.create_execution(config(ml, "still running"))
+        running.execution_start()
+        plan = ml.sync_plan()
+        result = ml.push(remote=remote)
+    assert result.ok and plan.status_updates == result.done["status"] == 1

@@ -185,9 +185,21 @@ def test_an_unchanged_catalog_costs_one_count_per_table(new_store, remote, deriv
     ml = new_store("here")
     ml.pull(remote=remote)
     deriva_server.stats.reset()
+    result = ml.pull(remote=remote)
+    # the catalog's snaptime has not moved since the last pull: no table is read at all
+    assert not result.pulled and result.skipped["unchanged catalog"] == 1
+    for kind in ("ermrest.aggregate", "ermrest.attribute", "ermrest.entity"):
+        assert deriva_server.stats.requests("GET", kind) == 0, kind
+    _touch(remote)  # any write moves the snaptime: then one count per table, and no key sweep
+    deriva_server.stats.reset()
     ml.pull(remote=remote)
     assert deriva_server.stats.requests("GET", "ermrest.aggregate") >= 3
     assert deriva_server.stats.requests("GET", "ermrest.attribute") == 0, "no key sweep when the counts agree"
+
+
+def _touch(remote) -> None:
+    """A write that changes no row: the catalog's snaptime moves all the same (as on ERMrest)."""
+    remote.catalog.update("test-schema", "Model", [{"RID": "0-0000", "Description": "none"}])
 
 
 def test_a_mirrored_asset_deleted_on_the_server_leaves_the_mirror(new_store, remote, other_machine_pushed):
@@ -251,8 +263,11 @@ def test_an_incremental_pull_reads_from_the_watermark_less_the_overlap(new_store
         assert there.push(remote=remote).ok
     here = new_store("here")
     assert sync.pull(here, remote, overlap_seconds=0.0).pulled["assets"] == 12  # the first pull reads everything
-    # nothing changed: only the rows at the watermark (the last transaction's) are read again ...
+    assert sync.pull(here, remote, overlap_seconds=0.0).pulled["assets"] == 0  # nothing changed: nothing read
+    _touch(remote)
+    # the catalog moved: only the rows at the watermark (the last transaction's) are read again ...
     assert sync.pull(here, remote, overlap_seconds=0.0).pulled["assets"] == 4
+    _touch(remote)
     # ... and a window reaching back over every transaction reads them all again
     assert sync.pull(here, remote, overlap_seconds=3600.0).pulled["assets"] == 12
     # a row changed on the server since is read, whatever its age

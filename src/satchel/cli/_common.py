@@ -165,6 +165,22 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+#: sync result keys as a summary says them
+STEP_WORDS = {
+    "terms": "vocabulary terms", "workflows": "workflows", "executions": "executions", "objects": "objects",
+    "assets": "asset rows", "tags": "tags", "tag_removals": "tag removals", "links": "execution links",
+    "descriptions": "descriptions", "status": "statuses", "rid_pool": "RIDs leased for offline work",
+    "bytes": "objects fetched", "adopted": "rows already pushed elsewhere, adopted", "conflicts": "conflicts",
+    "deleted": "assets deleted on the server", "tags_removed": "tags removed on the server",
+    "links_removed": "links removed on the server",
+}
+
+
+def counted(counts: dict[str, int]) -> str:
+    """``{"assets": 3, "rid_pool": 100}`` as ``3 asset rows, 100 RIDs leased for offline work``."""
+    return ", ".join(f"{n:,} {STEP_WORDS.get(k, k.replace('_', ' '))}" for k, n in counts.items() if n)
+
+
 def human_bytes(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -7,13 +7,13 @@ import sys
 import click
 from rich.console import Console
 
-from satchel.cli._common import emit_json, handle_errors, human_bytes, open_store, store_options
+from satchel.cli._common import counted, emit_json, handle_errors, human_bytes, open_store, store_options
 from satchel.cli._progress import SyncBars
 
 
 def print_pull(console: Console, result) -> None:
-    pulled = ", ".join(f"{n} {k}" for k, n in result.pulled.items() if n) or "no changes"
-    console.print(f"pulled: {pulled}")
+    pulled = counted(result.pulled)
+    console.print(f"pulled: {pulled}" if pulled else "up to date: nothing changed on the server since the last pull")
     if result.done["bytes"] or result.skipped["bytes"]:
         console.print(f"bytes: fetched {result.done['bytes']} objects ({human_bytes(result.bytes_received)}), "
                       f"{result.skipped['bytes']} already here")

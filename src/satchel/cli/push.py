@@ -7,7 +7,7 @@ import sys
 import click
 from rich.console import Console
 
-from satchel.cli._common import emit_json, handle_errors, human_bytes, open_store, store_options
+from satchel.cli._common import counted, emit_json, handle_errors, human_bytes, open_store, store_options
 from satchel.cli._progress import SyncBars
 
 MiB = 1 << 20
@@ -41,9 +41,9 @@ def run_push(ml, *, as_json: bool, retry_failed: bool, transfers: int, chunked_t
 
 
 def print_push(console: Console, ml, result) -> None:
-    done = ", ".join(f"{n} {k}" for k, n in result.done.items() if n) or "nothing new"
+    done = counted(result.done) or "nothing new"
     console.print(f"pushed to {ml.remote_url}: {done}; {human_bytes(result.bytes_sent)} sent")
-    skipped = ", ".join(f"{n} {k}" for k, n in result.skipped.items() if n)
+    skipped = counted(result.skipped)
     if skipped:
         console.print(f"already there: {skipped}")
     for f in result.failed:

@@ -70,8 +70,12 @@ def push_counts(
     """What one push would send, per step: the fields of ``satchel.sync.plan.PushPlan``."""
     c = counts if counts is not None else sync_counts(conn)
     pending = pending if pending is not None else pending_change_counts(conn)
+    # as the push counts them: a status change of a row the catalog has, and the second write an execution
+    # inserted as Pending_Upload needs to become Uploaded (one inserted with its status needs none)
     (status_updates,) = conn.execute(
-        "SELECT count(*) FROM executions WHERE origin = 'local' AND (remote_status IS NULL OR remote_status != status)"
+        "SELECT count(*) FROM executions WHERE origin = 'local' AND ("
+        "(sync_state IN ('synced', 'remote') AND (remote_status IS NULL OR remote_status != status))"
+        " OR (sync_state IN ('local', 'failed') AND status = 'Uploaded'))"
     ).fetchone()
     (in_flight,) = conn.execute("SELECT count(*) FROM upload_jobs").fetchone()
     return {

@@ -73,9 +73,16 @@ class Puller:
 
     def run(self, *, metadata: bool = True, assets: Sequence[str] = (), tables: Sequence[str] = (),
             executions: Sequence[str] = ()) -> SyncResult:
+        # the catalog's snaptime moves with every write to it: the same as after the last full pull means
+        # nothing changed since, and no table needs reading (docs/sync.md)
+        snaptime = (self.catalog.info() or {}).get("snaptime") if metadata else None
+        with read_transaction(self.engine) as conn:
+            unchanged = snaptime is not None and q.store_info(conn).get("pull:snaptime") == snaptime
         self.map = CatalogMap(self.catalog.model())
         record_model(self.engine, self.map)
-        if metadata:
+        if metadata and unchanged:
+            self.result.skipped["unchanged catalog"] += 1
+        elif metadata:
             for vocab in VOCABULARIES:
                 table = self.map.vocabulary(vocab)
                 if table is not None:
@@ -88,6 +95,9 @@ class Puller:
                 self._pull_links(target)
                 sweep_deletions(self.engine, self.catalog, target, self.result)
             self.ml.workspace.forget_model()
+            if snaptime is not None:  # everything up to the snaptime read before the first table is here now
+                with write_transaction(self.engine) as conn:
+                    q.set_store_info(conn, "pull:snaptime", snaptime)
         wanted = self._resolve_prefetch(assets, tables, executions)
         if wanted:
             self._fetch_bytes(wanted)
