@@ -196,3 +196,24 @@ def test_dry_run_and_push_count_statuses_alike(deriva_server, store):
         plan = ml.sync_plan()
         result = ml.push(remote=remote)
     assert result.ok and plan.status_updates == result.done["status"] == 1
+
+
+def test_hardlink_mode_never_hands_out_bytes_changed_in_place(tmp_path):
+    """A cache object changed through a shared inode, its size and mtime put back, is caught (by its ctime)."""
+    from satchel import IntegrityError
+
+    with DerivaML("example.org", "1", working_dir=tmp_path / "s", link_modes=("reflink", "hardlink", "copy")) as ml:
+        exe = ml.create_execution(config(ml, "links"))
+        with exe:
+            exe.asset_file_path("Execution_Asset", "w.bin").write_bytes(b"w" * 5000)
+        exe.commit_output_assets()
+        asset = next(iter(ml.find_assets()))
+        first = asset.download(tmp_path / "one")  # a hardlink to the cache object
+        assert first.stat().st_nlink > 1
+        st = first.stat()
+        with open(first, "r+b") as f:  # the user edits their copy in place ... and so the object
+            f.write(b"X")
+        os.utime(first, ns=(st.st_atime_ns, st.st_mtime_ns))  # size and mtime as they were
+        with pytest.raises(IntegrityError, match="corrupt"):
+            asset.download(tmp_path / "two")
+        assert not (tmp_path / "two" / "w.bin").exists()

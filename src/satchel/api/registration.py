@@ -108,6 +108,8 @@ def record(ws: Workspace, execution_id: int, execution_rid: str, req: Request, s
             if prepared:
                 crash_point("register.before_rename")
                 os.replace(prepared[1], staged)
+                if prepared[2] is not None:  # the rename moved the copy's ctime: its stat entry, as it is now
+                    ws.store.cache.index.record([(os.stat(staged), prepared[2], False)])
             elif os.path.lexists(staged):
                 os.unlink(staged)  # debris of a crash before the row committed; never write through it
     except sqlite3.IntegrityError:
@@ -150,7 +152,7 @@ def check_target_name(name: str) -> None:
         )
 
 
-def prepare_stage(mode: str, source: str, staged: str, cache: ObjectCache) -> tuple[str, str]:
+def prepare_stage(mode: str, source: str, staged: str, cache: ObjectCache) -> tuple[str, str, Any]:
     """Make the staged symlink or copy under a temp name; the caller renames it into place.
 
     Never writes through an existing ``staged`` path: the rename replaces it.
@@ -162,12 +164,12 @@ def prepare_stage(mode: str, source: str, staged: str, cache: ObjectCache) -> tu
     if mode == "symlink":
         try:
             os.symlink(source, tmp)
-            return "symlink", tmp
+            return "symlink", tmp, None
         except OSError:
             mode = "copy"
     try:
-        cache.stage_copy(source, tmp)
+        digest = cache.stage_copy(source, tmp)
     except BaseException:
         remove_quietly(tmp)
         raise
-    return "copy", tmp
+    return "copy", tmp, digest

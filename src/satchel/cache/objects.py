@@ -5,7 +5,7 @@ Layout under the cache root (see docs/internals.md)::
     objects/ab/cdef...   one read-only file per blake3 digest (hex, 2-char fan-out)
     tmp/                 temp files while ingesting; leftovers are crash debris
     quarantine/          objects that failed verification, kept for inspection
-    index.db             the stat cache (device, inode, size, mtime -> digests); rebuildable
+    index.db             the stat cache (device, inode, size, mtime, ctime -> digests); rebuildable
 
 Bytes enter by :meth:`ObjectCache.ingest` (hash and copy in one pass, temp,
 fsync, rename) and leave by :meth:`ObjectCache.export` (verified first).
@@ -502,7 +502,6 @@ class ObjectCache:
                 out = os.open(tmp, _CREATE, 0o444)
                 try:
                     _write_all(out, data)
-                    st_obj = os.fstat(out)
                 finally:
                     os.close(out)
             else:
@@ -517,7 +516,6 @@ class ObjectCache:
                 try:
                     digest = _hash_fd(fd, st.st_size, out)
                     self._check_unchanged(source, fd, st, digest)
-                    st_obj = os.fstat(out)
                 except BaseException:
                     os.close(out)
                     remove_quietly(tmp)
@@ -532,7 +530,8 @@ class ObjectCache:
             return Captured(source, digest, False), own
         crash_point("capture.before_rename")
         os.replace(tmp, final)
-        return Captured(source, digest, True), [*own, (st_obj, digest, True)]
+        # the stat after the rename: it moved the ctime, which the stat cache compares too
+        return Captured(source, digest, True), [*own, (os.stat(final), digest, True)]
 
     def _present(self, digest: Digest) -> bool:
         """Is the object in the cache? One stat; an object of the wrong size (torn by a power cut

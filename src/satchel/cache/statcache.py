@@ -1,4 +1,4 @@
-"""The stat cache: (device, inode, size, mtime_ns) -> digest.
+"""The stat cache: (device, inode, size, mtime_ns, ctime_ns) -> digest.
 
 An unchanged file is never hashed twice. Entries live in the cache's
 ``index.db`` (SQLite, WAL) with an in-process memo in front, so a hit costs one
@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS stat_entries (
     trusted INTEGER NOT NULL,
     blake3 TEXT NOT NULL,
     md5 TEXT NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     PRIMARY KEY (device, inode)
 ) WITHOUT ROWID;
 DROP TABLE IF EXISTS objects;
@@ -67,10 +68,14 @@ class CacheIndex:
     def __init__(self, path: os.PathLike[str] | str) -> None:
         self._path = os.fspath(path)
         self._local = threading.local()
-        self._memo: dict[tuple[int, int], tuple[int, int, Digest]] = {}
+        self._memo: dict[tuple[int, int], tuple[int, int, int, Digest]] = {}
         self._lock = threading.Lock()
         try:
-            self._conn().executescript(_SCHEMA)
+            conn = self._conn()
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(stat_entries)")}
+            if columns and "ctime_ns" not in columns:  # written before entries kept the ctime: start anew
+                conn.execute("DROP TABLE stat_entries")
+            conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             if not damaged(exc):
                 raise
@@ -123,11 +128,11 @@ class CacheIndex:
             for i in range(0, len(inodes), 500):
                 part = inodes[i:i + 500]
                 rows = conn.execute(
-                    "SELECT inode, size, mtime_ns, recorded_ns, trusted, blake3, md5 FROM stat_entries"
+                    "SELECT inode, size, mtime_ns, recorded_ns, trusted, blake3, md5, ctime_ns FROM stat_entries"
                     f" WHERE device=? AND inode IN ({','.join('?' * len(part))})", (dev, *part))
-                for ino, size, mtime_ns, recorded_ns, trusted, b3, md5 in rows:
+                for ino, size, mtime_ns, recorded_ns, trusted, b3, md5, ctime_ns in rows:
                     if _trusted(trusted, mtime_ns, recorded_ns):
-                        self._memo[(dev, ino)] = (size, mtime_ns, Digest(b3, md5, size))
+                        self._memo[(dev, ino)] = (size, mtime_ns, ctime_ns, Digest(b3, md5, size))
 
     def lookup(self, st: os.stat_result) -> Digest | None:
         """The digest recorded for this exact file state, if trusted."""
@@ -135,19 +140,20 @@ class CacheIndex:
         hit = self._memo.get(key)
         if hit is None:
             row = self._conn().execute(
-                "SELECT size, mtime_ns, recorded_ns, trusted, blake3, md5 FROM stat_entries"
+                "SELECT size, mtime_ns, recorded_ns, trusted, blake3, md5, ctime_ns FROM stat_entries"
                 " WHERE device=? AND inode=?",
                 key,
             ).fetchone()
             if row is None:
                 return None
-            size, mtime_ns, recorded_ns, trusted, b3, md5 = row
+            size, mtime_ns, recorded_ns, trusted, b3, md5, ctime_ns = row
             if not _trusted(trusted, mtime_ns, recorded_ns):
                 return None
-            hit = (size, mtime_ns, Digest(b3, md5, size))
+            hit = (size, mtime_ns, ctime_ns, Digest(b3, md5, size))
             self._memo[key] = hit
-        size, mtime_ns, digest = hit
-        if size != st.st_size or mtime_ns != st.st_mtime_ns:
+        size, mtime_ns, ctime_ns, digest = hit
+        # the ctime too: a write that put size and mtime back (utime) still moves it, and nobody can set it
+        if size != st.st_size or mtime_ns != st.st_mtime_ns or ctime_ns != st.st_ctime_ns:
             return None
         return digest
 
@@ -162,15 +168,16 @@ class CacheIndex:
         for st, digest, ours in entries:
             key = (st.st_dev, st.st_ino)
             size, mtime_ns = st.st_size, st.st_mtime_ns
-            rows.append((*key, size, mtime_ns, now, ours, digest.blake3, digest.md5))
+            rows.append((*key, size, mtime_ns, now, ours, digest.blake3, digest.md5, st.st_ctime_ns))
             if ours or mtime_ns < racy_after:
-                memo[key] = (size, mtime_ns, digest)
+                memo[key] = (size, mtime_ns, st.st_ctime_ns, digest)
             else:
                 memo.pop(key, None)
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT OR REPLACE INTO stat_entries VALUES (?,?,?,?,?,?,?,?)", rows)
+            conn.executemany("INSERT OR REPLACE INTO stat_entries (device, inode, size, mtime_ns, recorded_ns, trusted,"
+                             " blake3, md5, ctime_ns) VALUES (?,?,?,?,?,?,?,?,?)", rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
