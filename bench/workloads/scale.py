@@ -95,7 +95,7 @@ def _generate(ctx: Context, store: Path, n: int) -> dict[str, float]:
                 digests.append(d)
                 # the object's entry alone: a capture records none for staged names the commit cleans
                 ino += 1
-                entries.append((SimpleNamespace(st_dev=1, st_ino=ino, st_size=4096, st_mtime_ns=1), d, True))
+                entries.append((SimpleNamespace(st_dev=1, st_ino=ino, st_size=4096, st_mtime_ns=1, st_ctime_ns=1), d, True))
             index.record(entries)
             at = now()
             with write_transaction(engine) as conn:
