@@ -48,7 +48,8 @@ DerivaMLMaterializeLimitExceeded, under DerivaMLException as in deriva-ml.
     ├── DestinationError               a download's destination cannot take the file
     ├── RemoteURLError                 a server URL satchel will not use or store
     ├── SyncError                      the sync engine
-    │   └── ConflictError              local and remote changed the same thing
+    │   ├── ConflictError              local and remote changed the same thing
+    │   └── Interrupted                stopped when asked, at a safe point (the next sync goes on)
     └── BundleError                    air-gap bundles
 """
 
@@ -282,6 +283,14 @@ class RemoteURLError(SatchelError, DerivaMLConfigurationError, ValueError):
 
 class ConflictError(SyncError):
     """The same field changed locally and remotely since the last pull."""
+
+
+class Interrupted(SyncError):
+    """The user asked a sync to stop (Ctrl-C): it stopped at a safe point, everything confirmed is kept."""
+
+    def __init__(self, message: str, *, result: object = None):
+        super().__init__(message)
+        self.result = result
 
 
 class DestinationError(SatchelError):

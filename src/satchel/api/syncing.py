@@ -87,7 +87,7 @@ class SyncCalls:
 
     def pull(
         self, *, remote: Any = None, progress: Any = None, assets: Sequence[str] = (), tables: Sequence[str] = (),
-        executions: Sequence[str] = (), metadata: bool = True, transfers: int = 4,
+        executions: Sequence[str] = (), metadata: bool = True, transfers: int = 4, stop: Any = None,
     ) -> Any:
         """Mirror the catalog's metadata into the store; fetch the bytes of the assets, tables or
         executions named (verified by MD5 into the cache), so they work offline afterwards."""
@@ -97,7 +97,7 @@ class SyncCalls:
         remote = remote if remote is not None else self.connect()
         try:
             return sync.pull(self, remote, progress=progress, assets=list(assets), tables=list(tables),
-                             executions=list(executions), metadata=metadata, transfers=transfers)
+                             executions=list(executions), metadata=metadata, transfers=transfers, stop=stop)
         finally:
             if own:
                 remote.close()

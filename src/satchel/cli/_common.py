@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import sqlite3
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +19,7 @@ import click
 from satchel.errors import (
     CacheError,
     ExecutionError,
+    Interrupted,
     NotFoundError,
     RemoteError,
     SatchelError,
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
 #: exit codes by error class, most specific first (documented in docs/cli.md)
 EXIT_CODES: list[tuple[type[SatchelError], int]] = [
+    (Interrupted, 130),
     (NotFoundError, 3),
     (CacheError, 4),
     (StoreError, 5),
@@ -76,6 +81,30 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(5)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c(echo: Callable[[str], None]) -> Iterator[threading.Event]:
+    """The first Ctrl-C asks the sync to stop at its next safe point (an event it checks); the second stops
+    at once (KeyboardInterrupt). The library itself never installs signal handlers."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        stop.set()
+        echo("stopping at the next safe point (what the server confirmed is kept); Ctrl-C again to stop at once")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def environmental(exc: BaseException) -> bool:

@@ -7,7 +7,9 @@ import sys
 import click
 from rich.console import Console
 
-from satchel.cli._common import counted, emit_json, handle_errors, human_bytes, open_store, store_options
+from satchel.cli._common import (
+    counted, emit_json, handle_errors, human_bytes, open_store, stop_on_ctrl_c, store_options,
+)
 from satchel.cli._progress import SyncBars
 
 
@@ -44,8 +46,10 @@ def command(store, hostname, catalog_id, assets, tables, executions, transfers, 
             else:
                 print_pull_plan(console, ml, plan)
             return
-        with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
-            result = ml.pull(progress=bars, assets=assets, tables=tables, executions=executions, transfers=transfers)
+        with stop_on_ctrl_c(lambda text: console.print(text)) as stop, \
+                SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
+            result = ml.pull(progress=bars, assets=assets, tables=tables, executions=executions, transfers=transfers,
+                             stop=stop)
     if as_json:
         emit_json(result.to_json())
     else:

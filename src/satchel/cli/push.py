@@ -7,7 +7,9 @@ import sys
 import click
 from rich.console import Console
 
-from satchel.cli._common import counted, emit_json, handle_errors, human_bytes, open_store, store_options
+from satchel.cli._common import (
+    counted, emit_json, handle_errors, human_bytes, open_store, stop_on_ctrl_c, store_options,
+)
 from satchel.cli._progress import SyncBars
 
 MiB = 1 << 20
@@ -32,8 +34,9 @@ def print_push_plan(console: Console, ml, plan) -> None:
 def run_push(ml, *, as_json: bool, retry_failed: bool, transfers: int, chunked_threshold: int):
     """The push with progress bars (none under ``--json``), its result printed unless ``as_json``; returns it."""
     console = Console(stderr=as_json)
-    with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
-        result = ml.push(progress=bars, retry_failed=retry_failed, transfers=transfers,
+    with stop_on_ctrl_c(lambda text: console.print(text)) as stop, \
+            SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
+        result = ml.push(progress=bars, retry_failed=retry_failed, transfers=transfers, stop=stop,
                          chunked_threshold=chunked_threshold * MiB, chunk_size=chunked_threshold * MiB)
     if not as_json:
         print_push(console, ml, result)

@@ -7,7 +7,7 @@ import sys
 import click
 from rich.console import Console
 
-from satchel.cli._common import emit_json, handle_errors, open_store, store_options
+from satchel.cli._common import emit_json, handle_errors, open_store, stop_on_ctrl_c, store_options
 from satchel.cli._progress import SyncBars
 from satchel.cli.pull import print_pull, print_pull_plan
 from satchel.cli.push import print_push_plan, run_push, sync_options
@@ -33,8 +33,9 @@ def command(store, hostname, catalog_id, dry_run, as_json, retry_failed, transfe
             return
         pushed = run_push(ml, as_json=as_json, retry_failed=retry_failed, transfers=transfers,
                           chunked_threshold=chunked_threshold)
-        with SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
-            pulled = ml.pull(progress=bars, transfers=transfers)
+        with stop_on_ctrl_c(lambda text: console.print(text)) as stop, \
+                SyncBars(console, enabled=not as_json and console.is_terminal) as bars:
+            pulled = ml.pull(progress=bars, transfers=transfers, stop=stop)
         still_failed = ml.sync_plan().failed
     ok = pushed.ok and pulled.ok and not still_failed
     if as_json:

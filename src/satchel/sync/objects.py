@@ -58,6 +58,10 @@ class Sent:
     error: str | None = None
 
 
+class _Stopped(Exception):
+    """A chunked upload stopped between chunks because the push was asked to stop."""
+
+
 class ObjectSender:
     def __init__(
         self,
@@ -69,6 +73,7 @@ class ObjectSender:
         chunk_size: int,
         transfers: int,
         on_bytes: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
     ):
         self.engine = engine
         self.cache = cache
@@ -77,6 +82,8 @@ class ObjectSender:
         self.chunk_size = chunk_size
         self.transfers = max(1, transfers)
         self.on_bytes = on_bytes
+        #: set when the user asks the push to stop: no new object or chunk is started once it is
+        self.stop = stop or threading.Event()
         self._lock = threading.Lock()
 
     def send_all(self, items: list[ObjectToSend], on_done: Callable[[Sent], None]) -> None:
@@ -105,6 +112,8 @@ class ObjectSender:
                 self._record(confirmed)
 
     def _send_one(self, item: ObjectToSend) -> Sent:
+        if self.stop.is_set():
+            return Sent(item, None, 0, False, None)  # not started: left for the next push
         try:
             path = self.cache.verify_object(item.digest)
         except errors.CacheError as exc:
@@ -130,7 +139,7 @@ class ObjectSender:
             if exc.status is not None and 400 <= exc.status < 500:
                 return Sent(item, None, 0, False, str(exc))
             return Sent(item, None, 0, False, None)  # transient: left for the next sync
-        except errors.RemoteError:
+        except (errors.RemoteError, _Stopped):
             return Sent(item, None, 0, False, None)
         crash_point("objects.after_upload")
         return Sent(item, url, sent, reused)
@@ -176,6 +185,8 @@ class ObjectSender:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="satchel-chunk-md5") as hasher:
             upcoming = hasher.submit(chunk_md5, job, path, missing[0]) if missing else None
             for n, index in enumerate(missing):
+                if self.stop.is_set():  # between chunks: every acknowledged one is recorded, the job resumes
+                    raise _Stopped
                 md5 = upcoming.result()
                 if n + 1 < len(missing):
                     upcoming = hasher.submit(chunk_md5, job, path, missing[n + 1])

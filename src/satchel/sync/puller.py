@@ -16,6 +16,7 @@ with ``satchel resolve``: nothing is silently overwritten.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
@@ -57,7 +58,7 @@ VOCABULARIES = ("Asset_Type", "Asset_Role", "Workflow_Type", "Execution_Status")
 
 class Puller:
     def __init__(self, ml: Any, remote: Remote, *, progress: Callable[[ProgressEvent], None] | None = None,
-                 overlap_seconds: float = 30.0, transfers: int = 4):
+                 overlap_seconds: float = 30.0, transfers: int = 4, stop: threading.Event | None = None):
         self.ml = ml
         self.store = ml.store
         self.engine = ml.store.engine
@@ -66,6 +67,8 @@ class Puller:
         self.progress = progress or (lambda event: None)
         self.overlap = timedelta(seconds=overlap_seconds)
         self.transfers = transfers
+        #: set to stop at the next safe point: between tables, or before the next object is fetched
+        self.stop = stop or threading.Event()
         self.result = SyncResult()
         self.map: CatalogMap | None = None
 
@@ -90,6 +93,7 @@ class Puller:
             self._pull_workflows()
             self._pull_executions()
             for target in self.map.asset_targets():
+                self._check_stop()
                 self._pull_assets(target)
                 self._pull_tags(target)
                 self._pull_links(target)
@@ -100,8 +104,15 @@ class Puller:
                     q.set_store_info(conn, "pull:snaptime", snaptime)
         wanted = self._resolve_prefetch(assets, tables, executions)
         if wanted:
+            self._check_stop()
             self._fetch_bytes(wanted)
+            self._check_stop()
         return self.result
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise errors.Interrupted("pull stopped when asked: every table read so far is recorded (its watermark "
+                                     "moved); run `satchel pull` to go on", result=self.result)
 
     # --- incremental reads ----------------------------------------------------------------------
 
@@ -369,6 +380,8 @@ class Puller:
         done_bytes = 0
 
         def fetch(r: Any) -> tuple[Any, Digest | None, str | None]:
+            if self.stop.is_set():
+                return r, None, None  # not started: the next pull fetches it
             tmp = Path(temp_name(cache.tmp_dir, "download"))
             try:
                 self.remote.hatrac.download(r.url, tmp, md5=r.md5)
@@ -383,7 +396,8 @@ class Puller:
             for fut in as_completed([pool.submit(fetch, r) for r in todo]):
                 r, digest, error = fut.result()
                 if digest is None:
-                    self.result.fail("bytes", r.remote_rid or r.rid, error or "download failed")
+                    if not self.stop.is_set():
+                        self.result.fail("bytes", r.remote_rid or r.rid, error or "download failed")
                     continue
                 with write_transaction(self.engine) as conn:
                     conn.execute(update(AssetRow).where(AssetRow.id == r.id).values(blake3=digest.blake3))

@@ -13,6 +13,7 @@ sending again blindly. Association rows use their natural keys with
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -70,6 +71,7 @@ class Pusher:
         chunked_threshold: int = 25 * MiB,
         chunk_size: int = 25 * MiB,
         rid_pool_size: int = 100,
+        stop: threading.Event | None = None,
     ):
         self.ml = ml
         self.store = ml.store
@@ -81,6 +83,8 @@ class Pusher:
         self.chunked_threshold = chunked_threshold
         self.chunk_size = chunk_size
         self.rid_pool_size = rid_pool_size
+        #: set (e.g. by Ctrl-C in the CLI) to stop at the next safe point: between steps, objects or chunks
+        self.stop = stop or threading.Event()
         self.result = SyncResult()
         self.map: CatalogMap | None = None
 
@@ -96,6 +100,10 @@ class Pusher:
         for step in ("terms", "workflows", "executions", "objects", "assets", "tags", "links", "updates", "status"):
             getattr(self, f"_push_{step}")()
             crash_point(f"push.after_{step}")
+            if self.stop.is_set():
+                raise errors.Interrupted(
+                    f"push stopped when asked, after its {step} step: everything the server confirmed is recorded "
+                    f"({stopped_summary(self.result)}); run `satchel push` to send the rest", result=self.result)
         if self.leases:
             self._refill_rid_pool()
         return self.result
@@ -552,7 +560,7 @@ class Pusher:
         done = 0
         sender = ObjectSender(
             self.engine, self.store.cache, self.remote.hatrac, chunked_threshold=self.chunked_threshold,
-            chunk_size=self.chunk_size, transfers=self.transfers, on_bytes=on_bytes,
+            chunk_size=self.chunk_size, transfers=self.transfers, on_bytes=on_bytes, stop=self.stop,
         )
 
         def on_done(s: Sent) -> None:
@@ -566,7 +574,7 @@ class Pusher:
                     self.result.done["objects"] += 1
             elif s.error is not None:
                 self._fail_rows(AssetRow, "objects", [_Row(s.item.asset_id, s.item.rid)], s.error)
-            else:
+            elif not self.stop.is_set():
                 self.result.fail("objects", s.item.rid, "the object store did not confirm the bytes; the next sync retries")
             self._emit("objects", done, len(items))
 
@@ -880,6 +888,11 @@ class Pusher:
             for exe_id, status in candidates:
                 if _outputs_on_remote(conn, exe_id):
                     q.record_status(conn, exe_id, status, Status.Uploaded.value, at, None)
+
+
+def stopped_summary(result: SyncResult) -> str:
+    done = ", ".join(f"{n} {k}" for k, n in result.done.items() if n and k != "rid_pool")
+    return f"done: {done}" if done else "nothing was finished"
 
 
 def _inserted_status(status: str) -> str:
