@@ -217,3 +217,26 @@ def test_hardlink_mode_never_hands_out_bytes_changed_in_place(tmp_path):
         with pytest.raises(IntegrityError, match="corrupt"):
             asset.download(tmp_path / "two")
         assert not (tmp_path / "two" / "w.bin").exists()
+
+
+def test_a_pull_with_a_credential_the_server_refuses_says_so(deriva_server, store):
+    satchel("remote", "set", deriva_server.url, "--store", str(store), check=True)
+    res = satchel("pull", "--store", str(store), env={"SATCHEL_COOKIE": "webauthn=not-a-session"}, check=True)
+    said = " ".join(res.stdout.split())  # rich wraps long lines
+    assert "did not take the credential" in said and "only what anyone may read" in said
+    ok = satchel("pull", "--store", str(store), env={"SATCHEL_TOKEN": deriva_server.token}, check=True)
+    assert "did not take" not in ok.stdout
+
+
+def test_a_catalog_filename_too_long_for_the_disk_is_shortened_not_a_crash(store, tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(store / "journal.db")  # as a pull mirrors a 5,000-character Filename from the catalog
+    db.execute("UPDATE assets SET filename = ?", ("é" * 2500 + ".bin",))
+    db.commit()
+    db.close()
+    with DerivaML("example.org", "1", working_dir=store) as ml:
+        asset = next(iter(ml.find_assets()))
+        got = asset.download(tmp_path / "out")
+        assert got.read_bytes() == b"a" * 100
+        assert len(os.fsencode(got.name)) <= 255 and got.name.endswith(f"-{asset.rid}.bin")

@@ -41,11 +41,23 @@ class Placed:
     skipped: bool = False
 
 
+#: the longest file name (bytes) common file systems take
+MAX_NAME_BYTES = 255
+
+
 def safe_filename(name: str, fallback: str) -> str:
-    """A catalog ``Filename`` made safe to join to a directory: no separators, no ``..``, no NUL."""
+    """A catalog ``Filename`` made safe to join to a directory: no separators, no ``..``, no NUL, and short
+    enough for a file system (a longer one keeps its start and its extension, with ``fallback``, the RID,
+    between them, so two long names stay apart)."""
     cleaned = name.replace("\0", "").replace("/", "_").replace("\\", "_").strip()
     if cleaned in ("", ".", ".."):
         cleaned = fallback
+    if len(os.fsencode(cleaned)) > MAX_NAME_BYTES:
+        stem, dot, ext = cleaned.rpartition(".")
+        ext = f".{ext}" if dot and stem and len(ext.encode()) <= 20 else ""
+        room = MAX_NAME_BYTES - len(ext.encode()) - len(fallback.encode()) - 1
+        head = os.fsencode(cleaned[: len(cleaned) - len(ext)])[:room].decode("utf-8", "ignore")
+        cleaned = f"{head}-{fallback}{ext}"
     if cleaned != name:
         log.warning("file name %r from the catalog is unsafe; writing it as %r", name, cleaned)
     return cleaned

@@ -14,6 +14,8 @@ from satchel.cli._progress import SyncBars
 
 
 def print_pull(console: Console, result) -> None:
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     pulled = counted(result.pulled)
     console.print(f"pulled: {pulled}" if pulled else "up to date: nothing changed on the server since the last pull")
     if result.done["bytes"] or result.skipped["bytes"]:

@@ -76,6 +76,7 @@ class Puller:
 
     def run(self, *, metadata: bool = True, assets: Sequence[str] = (), tables: Sequence[str] = (),
             executions: Sequence[str] = ()) -> SyncResult:
+        self._check_login()
         # the catalog's snaptime moves with every write to it: the same as after the last full pull means
         # nothing changed since, and no table needs reading (docs/sync.md)
         snaptime = (self.catalog.info() or {}).get("snaptime") if metadata else None
@@ -108,6 +109,14 @@ class Puller:
             self._fetch_bytes(wanted)
             self._check_stop()
         return self.result
+
+    def _check_login(self) -> None:
+        """A credential the server does not take makes ERMrest answer as to anyone: say so, and pull on."""
+        session = self.remote.session
+        if session.credential is not None and session.whoami() is None:
+            self.result.warnings.append(
+                f"the server at {session.url} did not take the credential ({session.credential}): this pull reads "
+                "only what anyone may read. Log in again, or fix SATCHEL_TOKEN / SATCHEL_COOKIE (docs/remote.md)")
 
     def _check_stop(self) -> None:
         if self.stop.is_set():

@@ -29,6 +29,8 @@ class SyncResult:
     bytes_sent: int = 0
     bytes_received: int = 0
     pulled: Counter = field(default_factory=Counter)
+    #: things the user should know that did not stop the sync (e.g. a credential the server did not take)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -38,7 +40,7 @@ class SyncResult:
         """This result and ``other`` (a push and the pull after it) as one."""
         return SyncResult(self.done + other.done, self.skipped + other.skipped, self.failed + other.failed,
                           self.bytes_sent + other.bytes_sent, self.bytes_received + other.bytes_received,
-                          self.pulled + other.pulled)
+                          self.pulled + other.pulled, self.warnings + other.warnings)
 
     def fail(self, step: str, rid: str, reason: str) -> None:
         self.failed.append(Failure(step, rid, reason))
@@ -52,6 +54,7 @@ class SyncResult:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "pulled": dict(self.pulled),
+            "warnings": list(self.warnings),
         }
 
 
