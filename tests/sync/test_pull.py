@@ -289,3 +289,15 @@ def test_prefetch_by_execution_takes_its_inputs_too(new_store, remote):
     assert got.done["bytes"] == 2, "its input and its output"
     for rid in (there.lookup_asset(made["raw.bin"]).rid, there.lookup_asset(outs["eval.txt"]).rid):
         assert here.lookup_asset(rid).download(here.working_dir / "check").exists()
+
+
+def test_a_download_reports_its_bytes_as_they_arrive(new_store, remote):
+    there = new_store("there")
+    _, made = record_run(there, {"big.bin": ("Model", random_bytes(3 * 1024 * 1024 + 5, 8), [])})
+    assert there.push(remote=remote).ok
+    here = new_store("here")
+    events = []
+    assert here.pull(remote=remote, assets=[there.lookup_asset(made["big.bin"]).rid], progress=events.append).ok
+    seen = [e.done for e in events if e.unit == "bytes"]
+    assert len(seen) > 2 and seen == sorted(seen), "many steps, not one jump at the end"
+    assert seen[-1] == 3 * 1024 * 1024 + 5

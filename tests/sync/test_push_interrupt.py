@@ -48,8 +48,13 @@ def test_ctrl_c_stops_a_large_upload_at_a_chunk_and_the_next_push_resumes(deriva
     assert "satchel push" in err and "Traceback" not in err, err
     with DerivaML("localhost", "1", working_dir=store) as ml:
         assert ml.status()["in_flight_uploads"] == 1  # the job is recorded, with its acknowledged chunks
-    done = subprocess.run(push, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    events = []
+    with DerivaML("localhost", "1", working_dir=store) as ml, deriva_server.remote() as remote:
+        assert ml.push(remote=remote, progress=events.append, chunked_threshold=MiB, chunk_size=MiB,
+                       transfers=1).ok
+    byte_events = [e for e in events if e.unit == "bytes"]
+    # the resumed upload's bar starts at what was acknowledged before, and fills
+    assert byte_events[0].done > MiB and byte_events[-1].done == byte_events[-1].total == 192 * MiB
     with deriva_server.remote() as remote:
         (row,) = remote.catalog.get("test-schema", "Model")
         assert row["Length"] == 192 * MiB and len(remote.hatrac.versions(row["URL"])) == 1

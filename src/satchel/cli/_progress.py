@@ -10,13 +10,24 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 from satchel.sync import ProgressEvent
+
+
+class BinarySpeedColumn(ProgressColumn):
+    """Transfer speed in binary units (MiB/s), as the summaries print sizes."""
+
+    def render(self, task: Any) -> Text:
+        from satchel.cli._common import human_bytes
+
+        speed = task.finished_speed or task.speed
+        return Text(f"{human_bytes(int(speed))}/s" if speed else "?", style="progress.data.speed")
 
 
 class SyncBars:
@@ -24,7 +35,7 @@ class SyncBars:
 
     def __init__(self, console: Console | None = None, *, enabled: bool = True):
         self.bytes = Progress(
-            TextColumn("{task.description:>10}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TextColumn("{task.description:>10}"), BarColumn(), DownloadColumn(binary_units=True), BinarySpeedColumn(),
             TimeRemainingColumn(), console=console, disable=not enabled, transient=False,
         )
         self.items = Progress(
@@ -50,7 +61,8 @@ class SyncBars:
 
     def __call__(self, event: ProgressEvent) -> None:
         bars = self.bytes if event.unit == "bytes" else self.items
+        total = event.total or None  # 0: not known (a pull's rows), drawn as a count without a fraction
         task = self._tasks.get(event.step)
         if task is None:
-            task = self._tasks[event.step] = bars.add_task(event.step, total=event.total)
-        bars.update(task, completed=event.done, total=event.total)
+            task = self._tasks[event.step] = bars.add_task(event.step, total=total)
+        bars.update(task, completed=event.done, total=total)

@@ -200,13 +200,15 @@ class HatracClient:
                                      headers={**IDENTITY, "Range": f"bytes={start}-{end}"})
         return response.content if response.status_code == 206 else response.content[start:end + 1]
 
-    def download(self, path: str, dest: str | Path, *, md5: str | None = None) -> ObjectInfo:
+    def download(self, path: str, dest: str | Path, *, md5: str | None = None,
+                 on_bytes: Callable[[int], None] | None = None) -> ObjectInfo:
         """Stream ``path`` to ``dest``; the file appears only once its MD5 is verified.
 
         ``md5`` (hex or base64) is what the bytes must hash to; without it the
         server's ``Content-MD5`` is used, and an object with neither is not
         verified. An interrupted transfer resumes from the same version with
-        ``Range``. Raises :class:`~satchel.errors.ProtocolError` on a mismatch.
+        ``Range``. Raises :class:`~satchel.errors.ProtocolError` on a mismatch. ``on_bytes(n)`` is told of
+        each block written (a restarted transfer counts its bytes again: a progress figure, not a total).
         """
         self._check(path)
         dest = Path(dest)
@@ -242,6 +244,8 @@ class HatracClient:
                         out.write(block)
                         state["hash"].update(block)
                         state["written"] += len(block)
+                        if on_bytes is not None:
+                            on_bytes(len(block))
 
                 self.session.call("GET", lambda: state["url"], idempotent=True, expect=(200, 206),
                                   headers=headers, consume=consume)

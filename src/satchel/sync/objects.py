@@ -124,6 +124,7 @@ class ObjectSender:
             current = None if headless else self.hatrac.head(item.url)
             if current is not None and current.md5 == b64:
                 url, sent, reused = current.url, 0, True
+                self._count(item.digest.size)  # nothing to send: its share of the bar is done
             elif item.digest.size > self.chunked_threshold:
                 url, sent = self._chunked(item, path, b64)
                 reused = False
@@ -180,6 +181,7 @@ class ObjectSender:
         """The chunks the job lacks, each recorded once acknowledged; the bytes sent."""
         sent = 0
         missing = job.missing()
+        self._count(job.size - sum(job.span(i)[1] for i in missing))  # a resumed job: its acknowledged chunks
         # the next chunk's MD5 is computed while this one is sent (hashlib releases the GIL);
         # it reads the file a second time, from the page cache, rather than holding chunks in memory
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="satchel-chunk-md5") as hasher:

@@ -387,13 +387,20 @@ class Puller:
                 todo.append(r)
         total = sum(r.length for r in todo)
         done_bytes = 0
+        lock = threading.Lock()
+
+        def on_bytes(n: int) -> None:  # from the fetching threads, as blocks arrive
+            nonlocal done_bytes
+            with lock:
+                done_bytes += n
+                self.progress(ProgressEvent("bytes", min(done_bytes, total), total, "bytes"))
 
         def fetch(r: Any) -> tuple[Any, Digest | None, str | None]:
             if self.stop.is_set():
                 return r, None, None  # not started: the next pull fetches it
             tmp = Path(temp_name(cache.tmp_dir, "download"))
             try:
-                self.remote.hatrac.download(r.url, tmp, md5=r.md5)
+                self.remote.hatrac.download(r.url, tmp, md5=r.md5, on_bytes=on_bytes)
                 return r, cache.adopt(tmp, expected_md5=r.md5), None
             except errors.AuthenticationError:
                 raise
@@ -410,10 +417,8 @@ class Puller:
                     continue
                 with write_transaction(self.engine) as conn:
                     conn.execute(update(AssetRow).where(AssetRow.id == r.id).values(blake3=digest.blake3))
-                done_bytes += r.length
                 self.result.done["bytes"] += 1
                 self.result.bytes_received += r.length
-                self.progress(ProgressEvent("bytes", done_bytes, total, "bytes"))
 
 
 def resolve_conflict(ml: Any, asset_rid: str, keep: str) -> int:
