@@ -10,6 +10,7 @@ transaction commits only once it returned: bytes are durable first.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -92,10 +93,18 @@ def capture_and_record(
     store = ws.store
     # staged files (new or copied, not symlinks) that the clean-up deletes may become the cache objects
     # themselves, by hardlink: no second write of their bytes (see ObjectCache._take)
-    captured, seal = store.cache.capture_many(
-        [r.staged_path for r in items], sizes=sizes,
-        disposable=[clean and r.mode != "symlink" for r in items], progress=on_capture,
-    )
+    try:
+        captured, seal = store.cache.capture_many(
+            [r.staged_path for r in items], sizes=sizes,
+            disposable=[clean and r.mode != "symlink" for r in items], progress=on_capture,
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise CommitError(f"execution {execution_rid}: no space left on the file system of the cache "
+                          f"({store.cache.root}) while capturing {exc.filename or 'the outputs'}; nothing was "
+                          "committed and the staged files are as they were: free some space, then commit "
+                          "again") from exc
     crash_point("commit.after_capture")
     # the filesystem sync runs while the journal transaction is prepared; the transaction
     # commits only once the sync has returned: bytes durable first, as always

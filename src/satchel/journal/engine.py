@@ -115,7 +115,8 @@ class FastWriter:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled back by itself (a full disk)
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
@@ -137,10 +138,26 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+def _sqlite_cause(exc: BaseException) -> BaseException:
+    """The SQLite error behind ``exc``. A failed statement can leave SQLite with no transaction to roll back
+    ("database or disk is full" rolls back by itself): the rollback's error then hides the first one."""
+    seen: BaseException | None = exc
+    first = getattr(exc, "orig", exc)
+    while seen is not None:
+        orig = getattr(seen, "orig", seen)
+        if isinstance(orig, sqlite3.OperationalError) and "cannot rollback" not in str(orig):
+            return orig
+        seen = seen.__context__
+    return first
+
+
 def _translate(exc: Exception) -> None:
-    orig = getattr(exc, "orig", exc)
+    orig = _sqlite_cause(exc)
     if isinstance(orig, sqlite3.OperationalError):
         text = str(orig)
+        if "disk is full" in text:
+            raise StoreError(f"no space left for the journal ({text}): nothing of this call was recorded; free some "
+                             "space on its file system, then try again") from exc
         if "locked" in text or "busy" in text:
             raise StoreBusyError(
                 f"the journal stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s ({text}); "
