@@ -66,3 +66,30 @@ def test_journal_full(small_fs):
         filler.unlink()
         assert len(ml.list_executions()) >= 1  # what was recorded before is there, and the store works again
         ml.create_execution(config(ml, "after"))
+
+
+def test_a_store_on_read_only_media_reads_and_refuses_changes_plainly(small_fs):
+    import shutil as _shutil
+    import sys
+
+    store = small_fs / "store"
+    with DerivaML("example.org", "1", working_dir=store) as ml:
+        exe = ml.create_execution(config(ml, "on a disk later made read-only"))
+        with exe:
+            exe.asset_file_path("Execution_Asset", "a.txt").write_text("bytes")
+        exe.commit_output_assets()
+    res = subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot remount read-only here: {res.stderr.decode().strip()}")
+    exe_path = _shutil.which("satchel") or str(Path(sys.executable).parent / "satchel")
+    for command in (["status", "--json"], ["ls"], ["verify"]):
+        done = subprocess.run([exe_path, *command, "--store", str(store)], capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
+    pushed = subprocess.run([exe_path, "push", "--store", str(store)], capture_output=True, text=True,
+                            env={**os.environ, "SATCHEL_TOKEN": "t"})
+    assert pushed.returncode == 5 and "read-only media" in pushed.stderr and "Traceback" not in pushed.stderr
+    with DerivaML("example.org", "1", working_dir=store) as ml:
+        asset = next(iter(ml.find_assets()))
+        assert asset.download(small_fs.parent / "out").read_text() == "bytes"
+        with pytest.raises(StoreError, match="read-only media"):
+            ml.create_execution(config(ml, "a change"))

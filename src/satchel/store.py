@@ -17,6 +17,7 @@ import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Integer, Text, insert, select, update
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
@@ -26,6 +27,7 @@ from satchel.cache import DEFAULT_LINK_MODES, ObjectCache
 from satchel.cache.statcache import damaged
 from satchel.errors import StoreError
 from satchel.journal import make_engine, read_transaction, upgrade, write_transaction
+from satchel.journal.engine import read_only_media
 from satchel.journal.engine import FastWriter
 from satchel.journal.models import AssetTableDef, RidLease, StoreInfo, VocabularyTerm
 from satchel.rid import new_store_id, provisional_rid
@@ -68,17 +70,25 @@ class Store:
         link_modes: tuple[str, ...] = DEFAULT_LINK_MODES,
     ) -> None:
         self.root = Path(root).expanduser().absolute()
+        #: on media mounted read-only: every read works, every write is a StoreError saying why
+        self.read_only = (self.root / "journal.db").is_file() and read_only_media(self.root)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            (self.root / "executions").mkdir(exist_ok=True)
+            if not self.read_only:
+                self.root.mkdir(parents=True, exist_ok=True)
+                (self.root / "executions").mkdir(exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}; choose a writable working_dir") from exc
         self.journal_path = self.root / "journal.db"
         try:
-            self.engine = make_engine(self.journal_path)
-            upgrade(self.engine)
+            self.engine = make_engine(self.journal_path, read_only=self.read_only)
+            if self.read_only:
+                check_current(self.engine, self.journal_path)
+            else:
+                upgrade(self.engine)
             self.fast_writer = FastWriter(self.journal_path)
-            self.cache = ObjectCache(Path(cache_dir) if cache_dir else self.root / "cache", link_modes=link_modes)
+            cache_root = Path(cache_dir) if cache_dir else self.root / "cache"
+            self.cache = ObjectCache(cache_root, link_modes=link_modes,
+                                     read_only=self.read_only or read_only_media(cache_root))
             self.info = self._seed(hostname, catalog_id)
         except (sqlite3.DatabaseError, SQLAlchemyDatabaseError, OSError) as exc:
             raise StoreError(unusable(self.root, exc)) from exc
@@ -136,6 +146,17 @@ class Store:
             else:
                 _check_catalog(self.root, info, catalog_id)
         return info
+
+
+def check_current(engine: Any, path: Path) -> None:
+    """A journal on read-only media is read as it is: it must be at the revision this satchel reads."""
+    from satchel.journal.migrate import LATEST, current_revision
+
+    with read_transaction(engine) as conn:
+        rev = current_revision(conn)
+    if rev != LATEST:
+        raise StoreError(f"the journal {path} is on read-only media at schema revision {rev!r}, and this satchel "
+                         f"reads {LATEST!r}; copy the store to a writable disk and open it there (that upgrades it)")
 
 
 def unusable(root: Path, exc: BaseException) -> str:

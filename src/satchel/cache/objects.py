@@ -247,14 +247,16 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 class ObjectCache:
     """Read-only objects named by blake3 (the journal keeps each asset's MD5 and size alongside)."""
 
-    def __init__(self, root: os.PathLike[str] | str, *, link_modes: Sequence[str] = DEFAULT_LINK_MODES):
+    def __init__(self, root: os.PathLike[str] | str, *, link_modes: Sequence[str] = DEFAULT_LINK_MODES,
+                 read_only: bool = False):
         self.root = Path(root)
+        self.read_only = read_only
         self.objects_dir = self.root / "objects"
         self.tmp_dir = self.root / "tmp"
         self.quarantine_dir = self.root / "quarantine"
-        for d in (self.objects_dir, self.tmp_dir, self.quarantine_dir):
+        for d in () if read_only else (self.objects_dir, self.tmp_dir, self.quarantine_dir):
             d.mkdir(parents=True, exist_ok=True)
-        if not (self.objects_dir / "ff").is_dir():
+        if not read_only and not (self.objects_dir / "ff").is_dir():
             for i in range(256):  # the fan-out exists up front: no mkdir per ingest
                 (self.objects_dir / f"{i:02x}").mkdir(exist_ok=True)
         self._objects_prefix = f"{self.objects_dir}/"
@@ -263,7 +265,7 @@ class ObjectCache:
         #: staged files may become objects by hardlink (through /proc/self/fd, see _take)
         self._can_link = os.path.isdir("/proc/self/fd")
         self.link_modes = check_modes(link_modes)
-        self.index = CacheIndex(self.root / "index.db")
+        self.index = CacheIndex(self.root / "index.db", read_only=read_only)
         self._background: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 

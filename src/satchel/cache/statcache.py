@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+from urllib.parse import quote
 
 from satchel.cache.digest import Digest
 
@@ -65,11 +66,15 @@ class CacheIndex:
     correctness.
     """
 
-    def __init__(self, path: os.PathLike[str] | str) -> None:
+    def __init__(self, path: os.PathLike[str] | str, *, read_only: bool = False) -> None:
         self._path = os.fspath(path)
         self._local = threading.local()
         self._memo: dict[tuple[int, int], tuple[int, int, int, Digest]] = {}
         self._lock = threading.Lock()
+        #: on read-only media: looked up if it is there, never written (a miss costs a hash)
+        self.read_only = read_only
+        if read_only:
+            return
         try:
             conn = self._conn()
             columns = {row[1] for row in conn.execute("PRAGMA table_info(stat_entries)")}
@@ -95,6 +100,12 @@ class CacheIndex:
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is None and self.read_only:
+            conn = sqlite3.connect(f"file:{quote(self._path)}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+            self._local.conn = conn
+            with self._lock:
+                self._all_conns = getattr(self, "_all_conns", []) + [conn]
         if conn is None:
             conn = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=60000")
@@ -138,6 +149,8 @@ class CacheIndex:
         """The digest recorded for this exact file state, if trusted."""
         key = (st.st_dev, st.st_ino)
         hit = self._memo.get(key)
+        if hit is None and self.read_only and not os.path.exists(self._path):
+            return None
         if hit is None:
             row = self._conn().execute(
                 "SELECT size, mtime_ns, recorded_ns, trusted, blake3, md5, ctime_ns FROM stat_entries"
@@ -159,7 +172,7 @@ class CacheIndex:
 
     def record(self, entries: list[tuple[os.stat_result, Digest, bool]]) -> None:
         """Record (stat, digest, written_by_us) triples in one transaction."""
-        if not entries:
+        if not entries or self.read_only:
             return
         now = time.time_ns()
         racy_after = now - RACY_NS

@@ -14,7 +14,9 @@ transactional for the migrations.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from urllib.parse import quote
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,9 +33,20 @@ BUSY_TIMEOUT_S = 120.0
 _BEGIN_KEY = "satchel.begin"
 
 
-def make_engine(path: Path, *, echo: bool = False) -> Engine:
+def read_only_media(path: Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (a DVD, a read-only bind mount, a snapshot)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def make_engine(path: Path, *, echo: bool = False, read_only: bool = False) -> Engine:
+    """The journal's engine. ``read_only``: a journal on read-only media, opened ``immutable`` (nothing can
+    change it, so SQLite needs no lock and no ``-shm`` file, which it could not create there)."""
+    url = f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true" if read_only else f"sqlite:///{path}"
     engine = create_engine(
-        f"sqlite:///{path}",
+        url,
         connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
         poolclass=NullPool if str(path) == ":memory:" else None,
         echo=echo,
@@ -43,6 +56,10 @@ def make_engine(path: Path, *, echo: bool = False) -> Engine:
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        if read_only:
+            cur.execute("PRAGMA query_only=1")
+            cur.close()
+            return
         cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cur.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk (the WAL is fsynced) before we report success
@@ -163,5 +180,9 @@ def _translate(exc: Exception) -> None:
                 f"the journal stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s ({text}); "
                 "find the process holding it (a stuck satchel or sqlite3 shell) and retry"
             ) from exc
-        if "disk I/O" in text or "readonly" in text or "unable to open" in text:
+        if "readonly" in text:
+            raise StoreError(f"the store cannot be changed ({text}): it is on read-only media or not writable by "
+                             "this user; reading it works (status, ls, show, lookups), changes need a writable copy"
+                             ) from exc
+        if "disk I/O" in text or "unable to open" in text:
             raise StoreError(f"the journal could not be written: {text}; check the disk and permissions") from exc

@@ -23,8 +23,15 @@ def plan(ml: Any) -> PushPlan:
         return make_plan(conn)
 
 
+def _writable(ml: Any, what: str) -> None:
+    if getattr(ml.store, "read_only", False):
+        raise errors.StoreError(f"the store at {ml.store.root} is on read-only media: a {what} records what the "
+                                "server says in it, so it cannot run there; copy the store to a writable disk")
+
+
 def push(ml: Any, remote: Remote, *, retry_failed: bool = False, **options: Any) -> SyncResult:
     """Send everything local to ``remote``; items the server refuses are marked failed, the rest go on."""
+    _writable(ml, "push")
     if remote.session.credential is None:
         raise errors.AuthenticationError(
             f"no credentials for {remote.session.url}: writing to a DERIVA catalog needs them. Log in with "
@@ -42,6 +49,7 @@ def pull(ml: Any, remote: Remote, **options: Any) -> SyncResult:
     """Mirror the catalog's metadata (and, if asked, bytes) into the store."""
     from satchel.sync.puller import Puller
 
+    _writable(ml, "pull")
     run_options = {k: options.pop(k) for k in ("metadata", "assets", "tables", "executions") if k in options}
     with sync_lock(ml.store.root):
         return Puller(ml, remote, **options).run(**run_options)
