@@ -240,3 +240,17 @@ def test_a_catalog_filename_too_long_for_the_disk_is_shortened_not_a_crash(store
         got = asset.download(tmp_path / "out")
         assert got.read_bytes() == b"a" * 100
         assert len(os.fsencode(got.name)) <= 255 and got.name.endswith(f"-{asset.rid}.bin")
+
+
+def test_a_table_name_with_nul_is_a_clear_error_everywhere(store):
+    from satchel import UnknownAssetTableError
+
+    with DerivaML("example.org", "1", working_dir=store) as ml:
+        exe = ml.create_execution(config(ml, "nul"))
+        calls = [lambda: ml.create_asset_table("Bad\0Name"), lambda: ml.list_assets("Bad\0Name"),
+                 lambda: exe.asset_file_path("Bad\0Name", "a.txt")]
+        with exe:
+            for call in calls:
+                with pytest.raises(UnknownAssetTableError, match="Bad"):
+                    call()
+        assert list(ml.find_assets(asset_table="Bad\0Name")) == []
