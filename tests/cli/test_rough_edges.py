@@ -248,9 +248,9 @@ def test_a_table_name_with_nul_is_a_clear_error_everywhere(store):
     with DerivaML("example.org", "1", working_dir=store) as ml:
         exe = ml.create_execution(config(ml, "nul"))
         calls = [lambda: ml.create_asset_table("Bad\0Name"), lambda: ml.list_assets("Bad\0Name"),
+                 lambda: list(ml.find_assets(asset_table="Bad\0Name")),
                  lambda: exe.asset_file_path("Bad\0Name", "a.txt")]
         with exe:
             for call in calls:
                 with pytest.raises(UnknownAssetTableError, match="Bad"):
                     call()
-        assert list(ml.find_assets(asset_table="Bad\0Name")) == []
