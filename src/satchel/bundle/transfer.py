@@ -12,6 +12,7 @@ objects nothing names yet; the next import does the rest.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -170,18 +171,9 @@ def _with_leases(rows: Iterator[dict[str, Any]], leases: list[str]) -> Iterator[
 def _write(store: Any, out: Path, header: dict[str, Any], records: Path, objects: dict[str, Digest],
            progress: Progress) -> None:
     writer = BagWriter(out, out.name.split(".")[0] or "bundle")
-    total = header["object_bytes"]
-    done = 0
-
-    def on_bytes(n: int) -> None:
-        nonlocal done
-        done += n
-        progress(ProgressEvent("bundle objects", done, total, "bytes"))
-
+    on_bytes = _byte_counter(progress, "bundle objects", header["object_bytes"])
     try:
         data = json.dumps(header, indent=1).encode()
-        import io
-
         writer.add_payload(HEADER, io.BytesIO(data), len(data), compress=True)
         with open(records, "rb") as f:
             writer.add_payload(RECORDS, f, os.fstat(f.fileno()).st_size, compress=True)
@@ -204,6 +196,18 @@ def _write(store: Any, out: Path, header: dict[str, Any], records: Path, objects
     except BaseException:
         writer.abort()
         raise
+
+
+def _byte_counter(progress: Progress, step: str, total: int) -> Callable[[int], None]:
+    """A callback adding up bytes and reporting the running total as ``step``."""
+    done = 0
+
+    def on_bytes(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(ProgressEvent(step, done, total, "bytes"))
+
+    return on_bytes
 
 
 def _prefetch(ml: Any, assets: Sequence[str], tables: Sequence[str], executions: Sequence[str], remote: Any,
@@ -264,13 +268,7 @@ def import_bundle(ml: Any, path: os.PathLike[str] | str, *, progress: Progress |
     staging = Path(store.cache.tmp_dir) / f"bundle-import-{uuid.uuid4().hex}"
     staging.mkdir()
     total = path.stat().st_size
-    done = 0
-
-    def on_bytes(n: int) -> None:
-        nonlocal done
-        done += n
-        progress(ProgressEvent("bundle verify", done, total, "bytes"))
-
+    on_bytes = _byte_counter(progress, "bundle verify", total)
     try:
         try:
             bag = read_bag(path, staging, on_first=check_header, on_bytes=on_bytes)
