@@ -252,3 +252,28 @@ def test_the_front_end_refuses_the_same_lengths(target):
     line = query + "A" * (8178 - len(query))
     assert _status(target, "GET", line)[0] == 200
     assert _status(target, "GET", line + "A")[0] == 414
+
+
+# --- air-gap bundles ------------------------------------------------------------------------------------------
+
+
+def test_an_air_gap_round_trip(target, tmp_path):
+    """A lab seeded by a setup bundle (leased RIDs) records offline; a gateway imports and pushes; a second
+    gateway pushing the same bundle changes nothing; the return bundle leaves the lab with nothing to send."""
+    with target.remote() as remote:
+        seeder = target.store(tmp_path / "seeder")
+        seeder.pull(remote=remote)
+        seeder.export_bundle(tmp_path / "seed.zip", for_offline=True, rid_pool=30, remote=remote)
+        lab = target.store(tmp_path / "lab")
+        lab.import_bundle(tmp_path / "seed.zip")
+        outputs = populate(lab, salt=target.salt)
+        lab.export_bundle(tmp_path / "out.tar")
+        gateways = [target.store(tmp_path / "gateway"), target.store(tmp_path / "gateway2")]
+        for g in gateways:
+            g.import_bundle(tmp_path / "out.tar")
+            result = g.push(remote=remote)
+            assert result.ok, result.failed
+        check_catalog(remote, outputs)
+        gateways[0].export_bundle(tmp_path / "back.zip", for_offline=True, rid_pool=0, remote=remote)
+        lab.import_bundle(tmp_path / "back.zip")
+        assert not {k: v for k, v in lab.status()["would_send"].items() if v}
