@@ -191,7 +191,7 @@ def _asset_records(conn: Connection, assets: list[Any], tags: dict[int, dict[str
         yield {"t": "asset", "rid": a.rid, "remote_rid": a.remote_rid, "state": _state(a.sync_state),
                "table": a.asset_table, "filename": a.filename, "length": a.length, "md5": a.md5, "blake3": a.blake3,
                "url": a.url, "description": a.description, "remote_description": a.remote_description,
-               "metadata": q_metadata(a.asset_metadata), "created_at": a.created_at, "object_url": a.object_url,
+               "metadata": dict(a.asset_metadata or {}), "created_at": a.created_at, "object_url": a.object_url,
                "origin": a.origin, "tags": tags.get(a.id, {}), "removed_tags": removals.get(a.id, []),
                "description_edits": edits.get(a.id, [])}
 
@@ -201,14 +201,6 @@ def _link_records(links: list[Any], rid_of_asset: dict[int, str],
     for link in links:
         yield {"t": "link", "asset": rid_of_asset[link.asset_id], "execution": rid_of_execution[link.execution_id],
                "role": link.role, "state": _state(link.sync_state), "remote_rid": link.remote_rid}
-
-
-def q_metadata(stored: Any) -> dict[str, Any]:
-    if isinstance(stored, str):
-        import json
-
-        return json.loads(stored) if stored not in ("", "{}", "null") else {}
-    return dict(stored or {})
 
 
 def _rows(conn: Connection, model: Any, ids: set[int]) -> list[Any]:
