@@ -13,13 +13,21 @@ import importlib
 
 import click
 
-#: command name -> module under satchel.cli, in the order ``--help`` lists them
+#: command name -> module under satchel.cli (``module:attr`` when a module holds several commands)
 COMMAND_MODULES = {
     "demo": "demo",
     "status": "status",
     "ls": "ls",
     "show": "show",
     "verify": "verify",
+    "add": "add",
+    "get": "get",
+    "lineage": "lineage",
+    "du": "storage:du",
+    "gc": "storage:gc",
+    "pin": "storage:pin",
+    "unpin": "storage:unpin",
+    "log": "log",
     "push": "push",
     "pull": "pull",
     "sync": "sync",
@@ -27,6 +35,7 @@ COMMAND_MODULES = {
     "resolve": "resolve",
     "remote": "remote",
     "server": "server",
+    "mcp": "mcp",
 }
 
 
@@ -35,10 +44,11 @@ class LazyGroup(click.Group):
         return sorted(COMMAND_MODULES)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = COMMAND_MODULES.get(cmd_name)
-        if module is None:
+        target = COMMAND_MODULES.get(cmd_name)
+        if target is None:
             return None
-        return importlib.import_module(f"satchel.cli.{module}").command
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(f"satchel.cli.{module}"), attr or "command")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: the newest revision in migrations/ (a test checks it); a journal already there opens without alembic,
 #: and ``satchel status`` reads it without SQLAlchemy (satchel.journal.report)
-LATEST = "0010_bundles"
+LATEST = "0011_sync_log_pins"
 
 
 def migrations_dir() -> Path:

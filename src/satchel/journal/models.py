@@ -314,6 +314,37 @@ class BundleRow(Base):
     bundle_id: Mapped[str] = mapped_column(String(64))
 
 
+
+class SyncLogEntry(Base):
+    """One push, pull, bundle export or bundle import: written when it starts, completed when it ends.
+
+    ``outcome`` is ``running`` until the end (a row left ``running`` by a dead
+    process is a sync that never finished), then ``ok``, ``partial`` (some
+    rows or objects failed), ``failed`` or ``interrupted``. ``summary`` holds
+    the counts (``SyncResult.as_dict()`` for push and pull).
+    """
+
+    __tablename__ = "sync_log"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operation: Mapped[str] = mapped_column(String(16))  # push | pull | bundle-export | bundle-import
+    remote: Mapped[str | None] = mapped_column(Text)  # the catalog URL, or the bundle's path
+    started_at: Mapped[str] = mapped_column(String(40))
+    finished_at: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CachePin(Base):
+    """An asset whose bytes ``satchel gc`` keeps even once the server has them."""
+
+    __tablename__ = "cache_pins"
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))  # get | download | pin
+    pinned_at: Mapped[str] = mapped_column(String(40))
+
+
 CHANGE_KINDS = (
     "term",  # a vocabulary term added locally
     "workflow",
