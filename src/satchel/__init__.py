@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from satchel.errors import (
     AuthenticationError,
+    BadArgumentError,
     BadNameError,
     DerivaMLConfigurationError,
     DerivaMLDataError,
@@ -105,6 +106,7 @@ __all__ = [
     "AssetFilePath",
     "AssetSpec",
     "AuthenticationError",
+    "BadArgumentError",
     "BadNameError",
     "BundleError",
     "BundleReport",

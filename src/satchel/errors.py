@@ -50,7 +50,8 @@ DerivaMLMaterializeLimitExceeded, under DerivaMLException as in deriva-ml.
     ├── SyncError                      the sync engine
     │   ├── ConflictError              local and remote changed the same thing
     │   └── Interrupted                stopped when asked, at a safe point (the next sync goes on)
-    └── BundleError                    air-gap bundles
+    ├── BundleError                    air-gap bundles
+    └── BadArgumentError               an argument out of range or unreadable (a negative age, a size)
 """
 
 from __future__ import annotations
@@ -299,3 +300,7 @@ class DestinationError(SatchelError):
 
 class BundleError(SatchelError):
     """An air-gap bundle is malformed, incomplete or fails verification."""
+
+
+class BadArgumentError(SatchelError, DerivaMLValidationError, ValueError):
+    """An argument out of its range or of the wrong kind (a negative age, an unreadable size); nothing was done."""

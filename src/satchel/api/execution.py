@@ -336,7 +336,9 @@ class Execution:
                     bytes_completed=done, bytes_total=total, percent_complete=100.0 * done / total if total else 100.0,
                     phase="capture", message=f"{done} of {total} files captured into the store"))
 
-        with gc_paused():  # thousands of small objects, no cycles: see pause_gc
+        # gc_paused: thousands of small objects, no cycles (see pause_gc); the cache's use lock: no gc
+        # removes an object this commit found already cached before the journal names it
+        with gc_paused(), ws.store.cache.use.shared():
             recorded = commit.capture_and_record(
                 ws, self._id, self.execution_rid, items, sizes, clean=clean,
                 on_capture=on_capture)
@@ -387,10 +389,14 @@ class Execution:
         Bytes come from the local cache, verified; a file already there with
         the same bytes is left alone (no copy, no re-hash when unchanged).
         ``update_catalog=True`` records an ``Input`` link and the ``Input_File``
-        tag, keeping the asset's other tags. ``use_cache`` is accepted for
-        compatibility: satchel always uses its cache.
+        tag, keeping the asset's other tags. Bytes always come from satchel's
+        cache; ``use_cache=True`` also pins them there, so that ``satchel gc``
+        keeps them for later runs (as deriva-ml's cached downloads stay).
         """
-        return self.download_assets([asset_rid], dest_dir, update_catalog=update_catalog)[0]
+        placed = self.download_assets([asset_rid], dest_dir, update_catalog=update_catalog)[0]
+        if use_cache and not self.dry_run:
+            self._ws.pin_downloaded([asset_rid])
+        return placed
 
     def download_assets(
         self, asset_rids: Sequence[str], dest_dir: os.PathLike[str] | str, update_catalog: bool = True
@@ -399,7 +405,7 @@ class Execution:
 
         All RIDs and bytes are checked before any file is written or anything recorded.
         """
-        with gc_paused():  # a few objects per asset, no cycles: see pause_gc
+        with gc_paused(), self._ws.store.cache.use.shared():  # gc: see pause_gc; the lock: see uselock
             return self._download_assets(list(asset_rids), Path(dest_dir), update_catalog)
 
     def _download_assets(self, asset_rids: list[str], dest: Path, update_catalog: bool) -> list[AssetFilePath]:

@@ -72,50 +72,52 @@ class ExecutionCalls:
         specs = [a for a in configuration.assets if isinstance(a, AssetSpec)]
         local_files = [a for a in configuration.assets if isinstance(a, LocalFile)]
         inputs = [ws.lookup_asset(spec.rid) for spec in specs]
-        for a in inputs:  # each input's bytes are in the cache, or this raises before anything is written
-            placement.digest_for(ws.store, a.rid, a.md5, a.length, a.filename)
-        for lf in local_files:  # raises before anything is written
-            if not Path(lf.path).is_file():
-                raise ExecutionError(f"LocalFile {lf.path} is not a file; pass the path of an existing file")
-        local_paths = [os.fspath(Path(lf.path).resolve()) for lf in local_files]
-        if dry_run:
-            row = ExecutionRow(id=0, rid="0000", configuration=configuration.to_json())  # never stored
-            return Execution(ws, row, dry_run=True)
-        # local input files go into the cache, durably, before the transaction that records them with the execution
-        local_items, local_digests = commit.capture_inputs(ws, local_paths) if local_paths else ([], [])
-        at = now()
-        with write_transaction(ws.engine) as conn:
-            wf_rid = record_workflow(ws, conn, wf)
-            wf_id = q.resolve_rid(conn, wf_rid)[1]  # type: ignore[index]
-            (rid,) = allocate_rids(conn, ws.store.store_id, "execution", 1)
-            exe_id = conn.execute(
-                insert(ExecutionRow)
-                .values(
-                    rid=rid, workflow_id=wf_id, description=configuration.description, status=Status.Created.value,
-                    configuration=configuration.to_json(), working_dir=str(ws.store.execution_dir(rid)),
-                    created_at=at, origin="local", sync_state="local",
-                )
-                .returning(ExecutionRow.id)
-            ).scalar_one()
-            conn.execute(insert(StatusEvent).values(execution_id=exe_id, from_status=None, to_status="Created", at=at))
-            q.append_changes(conn, [{"kind": "execution", "entity_kind": "execution", "entity_id": exe_id}], at)
-            if inputs:
-                ids = [asset_id(conn, a.rid) for a in inputs]
-                q.add_links(conn, [(i, exe_id, "Input") for i in ids], at)
-                q.add_tags(conn, [(i, INPUT_FILE) for i in ids], at)
-            local_rids = commit.record_assets(conn, ws.store.store_id, exe_id, local_items, local_digests, at,
-                                              role="Input") if local_items else []
-            row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == exe_id)).one()
-        exe = Execution(ws, row)
-        exe.working_dir.mkdir(parents=True, exist_ok=True)
-        for asset in inputs:
-            dest_dir = exe.working_dir / "downloaded-assets" / asset.asset_table / asset.rid
-            (placed,) = exe.download_assets([asset.rid], dest_dir, update_catalog=False)
-            placed.asset_types = sorted({*asset.asset_types, INPUT_FILE})
-            exe.asset_paths.setdefault(asset.asset_table, []).append(placed)
-        for path, item, rid in zip(local_paths, local_items, local_rids, strict=True):
-            exe.asset_paths.setdefault(item.asset_table, []).append(AssetFilePath(
-                path, asset_table=item.asset_table, file_name=item.file_name, asset_types=[INPUT_FILE], asset_rid=rid))
+        # from the check that the inputs' bytes are here until they are placed, gc leaves them be
+        with ws.store.cache.use.shared():
+            for a in inputs:  # each input's bytes are in the cache, or this raises before anything is written
+                placement.digest_for(ws.store, a.rid, a.md5, a.length, a.filename)
+            for lf in local_files:  # raises before anything is written
+                if not Path(lf.path).is_file():
+                    raise ExecutionError(f"LocalFile {lf.path} is not a file; pass the path of an existing file")
+            local_paths = [os.fspath(Path(lf.path).resolve()) for lf in local_files]
+            if dry_run:
+                row = ExecutionRow(id=0, rid="0000", configuration=configuration.to_json())  # never stored
+                return Execution(ws, row, dry_run=True)
+            # local input files go into the cache, durably, before the transaction that records them with the execution
+            local_items, local_digests = commit.capture_inputs(ws, local_paths) if local_paths else ([], [])
+            at = now()
+            with write_transaction(ws.engine) as conn:
+                wf_rid = record_workflow(ws, conn, wf)
+                wf_id = q.resolve_rid(conn, wf_rid)[1]  # type: ignore[index]
+                (rid,) = allocate_rids(conn, ws.store.store_id, "execution", 1)
+                exe_id = conn.execute(
+                    insert(ExecutionRow)
+                    .values(
+                        rid=rid, workflow_id=wf_id, description=configuration.description, status=Status.Created.value,
+                        configuration=configuration.to_json(), working_dir=str(ws.store.execution_dir(rid)),
+                        created_at=at, origin="local", sync_state="local",
+                    )
+                    .returning(ExecutionRow.id)
+                ).scalar_one()
+                conn.execute(insert(StatusEvent).values(execution_id=exe_id, from_status=None, to_status="Created", at=at))
+                q.append_changes(conn, [{"kind": "execution", "entity_kind": "execution", "entity_id": exe_id}], at)
+                if inputs:
+                    ids = [asset_id(conn, a.rid) for a in inputs]
+                    q.add_links(conn, [(i, exe_id, "Input") for i in ids], at)
+                    q.add_tags(conn, [(i, INPUT_FILE) for i in ids], at)
+                local_rids = commit.record_assets(conn, ws.store.store_id, exe_id, local_items, local_digests, at,
+                                                  role="Input") if local_items else []
+                row = conn.execute(select(ExecutionRow).where(ExecutionRow.id == exe_id)).one()
+            exe = Execution(ws, row)
+            exe.working_dir.mkdir(parents=True, exist_ok=True)
+            for asset in inputs:
+                dest_dir = exe.working_dir / "downloaded-assets" / asset.asset_table / asset.rid
+                (placed,) = exe.download_assets([asset.rid], dest_dir, update_catalog=False)
+                placed.asset_types = sorted({*asset.asset_types, INPUT_FILE})
+                exe.asset_paths.setdefault(asset.asset_table, []).append(placed)
+            for path, item, rid in zip(local_paths, local_items, local_rids, strict=True):
+                exe.asset_paths.setdefault(item.asset_table, []).append(AssetFilePath(
+                    path, asset_table=item.asset_table, file_name=item.file_name, asset_types=[INPUT_FILE], asset_rid=rid))
         return exe
 
     def _workflow_named(self, url_or_rid: str) -> Workflow:

@@ -3,7 +3,8 @@
 Its calls come from one module per concern, each a small class it inherits:
 :mod:`~satchel.api.vocabulary`, :mod:`~satchel.api.workflows`,
 :mod:`~satchel.api.executions`, :mod:`~satchel.api.lineage`, :mod:`~satchel.api.assets`,
-:mod:`~satchel.api.syncing`, :mod:`~satchel.api.storage` and :mod:`~satchel.api.bundles`. They share one
+:mod:`~satchel.api.syncing`, :mod:`~satchel.api.storage`, :mod:`~satchel.api.retention` and
+:mod:`~satchel.api.bundles`. They share one
 :class:`~satchel.api.workspace.Workspace`: the store and what it knows.
 """
 
@@ -19,6 +20,7 @@ from satchel.api.bundles import BundleCalls
 from satchel.api.config import ConnectionMode, DerivaMLConfig
 from satchel.api.executions import ExecutionCalls
 from satchel.api.lineage import LineageCalls
+from satchel.api.retention import RetentionCalls
 from satchel.api.storage import StoreCalls
 from satchel.api.syncing import SyncCalls
 from satchel.api.vocabulary import VocabularyCalls
@@ -28,7 +30,7 @@ from satchel.cache import DEFAULT_LINK_MODES
 from satchel.store import Store, default_store_dir
 
 class DerivaML(VocabularyCalls, WorkflowCalls, ExecutionCalls, LineageCalls, AssetCalls, SyncCalls, StoreCalls,
-               BundleCalls):
+               RetentionCalls, BundleCalls):
     """An offline-first ``deriva_ml.DerivaML``: the same calls, answered from the local store.
 
     Constructing it never touches the network, whatever ``mode`` says: satchel

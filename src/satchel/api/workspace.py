@@ -18,9 +18,9 @@ from sqlalchemy import Connection, select, update
 from satchel.api import placement
 from satchel.journal import resolve as rids
 from satchel.api.records import Asset, AssetExecution, UpdateAssetResult
-from satchel.errors import UnknownAssetTableError, UnknownTermError
+from satchel.errors import ObjectMissingError, UnknownAssetTableError, UnknownTermError
 from satchel.journal import queries as q
-from satchel.journal import read_transaction, write_transaction
+from satchel.journal import read_transaction, retention, write_transaction
 from satchel.journal.models import AssetRow
 from satchel.mlschema import DIRECTIONAL_TAGS, not_an_asset_table
 from satchel.store import Store, now, provisional_rids
@@ -216,4 +216,28 @@ class Workspace:
 
     def download(self, asset_rid: str, dest_dir: Path) -> Path:
         """Put an asset's verified bytes at ``dest_dir/<Filename>``; records nothing."""
-        return Path(placement.place(self.store, [asset_rid], Path(dest_dir))[0].dest)
+        return self.place([asset_rid], dest_dir)[0]
+
+    def place(self, asset_rids: Sequence[str], dest_dir: Path) -> list[Path]:
+        """Put assets' verified bytes in ``dest_dir`` (files already holding them are left alone); records nothing.
+        Every RID and object is checked before any file is written."""
+        with self.store.cache.use.shared():  # no gc between finding the objects and copying them out
+            return [Path(p.dest) for p in placement.place(self.store, list(asset_rids), Path(dest_dir))]
+
+    def has_bytes(self, asset_rid: str) -> bool:
+        """Whether the cache holds the asset's bytes (``UnknownRIDError`` if no asset has that RID)."""
+        a = self.lookup_asset(asset_rid)
+        try:
+            placement.digest_for(self.store, a.rid, a.md5, a.length, a.filename)
+        except ObjectMissingError:
+            return False
+        return True
+
+    def pin_downloaded(self, asset_rids: Sequence[str]) -> None:
+        """Pin downloaded assets' bytes in the cache (``use_cache=True``), writing only when one is new."""
+        with read_transaction(self.engine) as conn:
+            ids = [rids.asset_id(conn, r) for r in asset_rids]
+            if not set(ids) - retention.pinned(conn, ids):
+                return
+        with write_transaction(self.engine) as conn:
+            retention.pin(conn, ids, "download", now())

@@ -70,7 +70,14 @@ class BundleReport:
 # --- export -----------------------------------------------------------------------------------------------------
 
 
-def export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[str] = (), since: str | None = None,
+def export_bundle(ml: Any, out: os.PathLike[str] | str, **options: Any) -> BundleReport:
+    """Write a bundle at ``out`` (``.zip`` or ``.tar``), no gc removing the objects it reads meanwhile.
+    See ``DerivaML.export_bundle``."""
+    with ml.store.cache.use.shared():
+        return _export_bundle(ml, out, **options)
+
+
+def _export_bundle(ml: Any, out: os.PathLike[str] | str, *, executions: Sequence[str] = (), since: str | None = None,
                   for_offline: bool = False, assets: Sequence[str] = (), tables: Sequence[str] = (),
                   rid_pool: int = 0, mirror: bool = True, remote: Any = None,
                   progress: Progress | None = None) -> BundleReport:
@@ -247,7 +254,13 @@ class _Seen(Exception):
 
 
 def import_bundle(ml: Any, path: os.PathLike[str] | str, *, progress: Progress | None = None) -> BundleReport:
-    """Verify the bundle at ``path`` entirely, then apply it. See ``DerivaML.import_bundle``."""
+    """Verify the bundle at ``path`` entirely, then apply it, no gc removing the objects it finds already
+    cached before its rows name them. See ``DerivaML.import_bundle``."""
+    with ml.store.cache.use.shared():
+        return _import_bundle(ml, path, progress=progress)
+
+
+def _import_bundle(ml: Any, path: os.PathLike[str] | str, *, progress: Progress | None = None) -> BundleReport:
     store = ml.store
     path = Path(path).expanduser().absolute()
     if not path.is_file():

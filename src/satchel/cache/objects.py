@@ -39,6 +39,7 @@ from satchel.cache.digest import CHUNK, Digest, Hasher
 from satchel.cache.durable import fsync_dir, is_temp_name, remove_quietly, sync_filesystem, temp_name
 from satchel.cache.linking import DEFAULT_LINK_MODES, check_modes, try_hardlink, try_reflink
 from satchel.cache.statcache import CacheIndex
+from satchel.cache.uselock import UseLock
 from satchel.errors import CacheError, FileChangedError, IntegrityError, MissingSourceError, ObjectMissingError
 
 log = logging.getLogger("satchel.cache")
@@ -244,6 +245,15 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
+@dataclass(frozen=True)
+class CachedObject:
+    """One object of the cache as ``gc`` sees it."""
+
+    blake3: str
+    size: int
+    last_used: float  # seconds since the epoch
+
+
 class ObjectCache:
     """Read-only objects named by blake3 (the journal keeps each asset's MD5 and size alongside)."""
 
@@ -268,12 +278,15 @@ class ObjectCache:
         self.index = CacheIndex(self.root / "index.db", read_only=read_only)
         self._background: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        #: held shared by whatever relies on objects staying, exclusive by gc (see uselock)
+        self.use = UseLock(self.root / "gc.lock", read_only=read_only)
 
     def close(self) -> None:
         if self._background is not None:
             self._background.shutdown(wait=True)
             self._background = None
         self.index.close()
+        self.use.close()
         if self._objects_fd >= 0:
             os.close(self._objects_fd)
             self._objects_fd = -1
@@ -799,7 +812,10 @@ class ObjectCache:
         objects = list(self.iter_objects())
         for i, obj in enumerate(objects, 1):
             name = obj.parent.name + obj.name
+            before = obj.stat()
             actual = self.hash_file(obj, use_stat_cache=False)
+            with contextlib.suppress(OSError):  # a check is not a use: gc --keep-days goes by the access time
+                os.utime(obj, ns=(before.st_atime_ns, before.st_mtime_ns))
             report.checked += 1
             report.bytes_checked += actual.size
             if actual.blake3 != name:
@@ -829,6 +845,37 @@ class ObjectCache:
             except FileNotFoundError:
                 pass
         return removed
+
+    def object_stats(self) -> Iterator[CachedObject]:
+        """Every object with its size and when it was last used (entered the cache, or was read out)."""
+        for sub in sorted(os.scandir(self.objects_dir), key=lambda e: e.name):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(sub.path):
+                if is_temp_name(entry.name):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                yield CachedObject(sub.name + entry.name, st.st_size, max(st.st_atime, st.st_mtime))
+
+    def mark_used(self, digest: Digest | str) -> None:
+        """Note that an object was just read out (its access time): ``gc --keep-days`` keeps recent ones."""
+        if self.read_only:
+            return
+        with contextlib.suppress(OSError):
+            os.utime(self._object_name(digest), ns=(time.time_ns(), os.stat(self._object_name(digest)).st_mtime_ns))
+
+    def remove(self, b3: str) -> int:
+        """Delete one object (only ``gc`` does, holding :attr:`use` exclusive); returns the bytes freed."""
+        name = self._object_name(b3)
+        try:
+            size = os.stat(name).st_size
+            os.unlink(name)
+        except FileNotFoundError:
+            return 0
+        return size
 
     def disk_usage(self) -> tuple[int, int]:
         """(object count, bytes) in the cache."""

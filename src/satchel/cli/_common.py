@@ -170,8 +170,13 @@ def find_store(store: Path | None, hostname: str | None, catalog_id: str | None)
     raise StoreError(f"several stores exist ({listing}); choose one with --store PATH or --host/--catalog")
 
 
-def open_store(store: Path | None, hostname: str | None, catalog_id: str | None) -> DerivaML:
-    """Open the store a command names, or the only one there is."""
+def open_store(store: Path | None, hostname: str | None, catalog_id: str | None, *, create: bool = False) -> DerivaML:
+    """Open the store a command names, or the only one there is (``create``: make ``--store`` if it is new,
+    for ``--host``/``--catalog``)."""
+    if create and store is not None and hostname and catalog_id and not (store / "journal.db").exists():
+        from satchel.api import DerivaML
+
+        return DerivaML(hostname, catalog_id, working_dir=store)
     path = find_store(store, hostname, catalog_id)
     if path is None:
         from satchel.api import DerivaML
