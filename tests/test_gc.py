@@ -72,7 +72,7 @@ def pushed(tmp_path, deriva_server):
 def test_gc_frees_what_the_server_has_and_keeps_what_it_does_not(pushed, tmp_path):
     ml, synced, local, _ = pushed
     plan = ml.gc(dry_run=True)
-    assert (plan.removed_objects, plan.removed_bytes) == (0, 0)  # a dry run says, and removes nothing
+    assert (plan.dry_run, plan.removed_objects, plan.removed_bytes) == (True, 3, 6000)  # says, removes nothing
     assert all(ml.store.cache.has(blake3_of(ml, r)) for r in synced)
     report = ml.gc()
     assert (report.removed_objects, report.removed_bytes) == (3, 6000)

@@ -49,7 +49,7 @@ def parse_size(text: str | int) -> int:
 
 @dataclass
 class GcReport:
-    """What ``gc`` removed (or, with ``dry_run``, would remove) and what it kept, by reason."""
+    """What ``gc`` removed (with ``dry_run``: would remove) and what it kept, by reason."""
 
     dry_run: bool
     removed_objects: int
@@ -74,7 +74,7 @@ def _check_options(keep_days: float | None, max_size: int | str | None) -> int |
 
 def _report(plan: CollectionPlan, *, dry_run: bool, removed: int, freed: int, temp_removed: int = 0) -> GcReport:
     return GcReport(dry_run=dry_run, removed_objects=removed, removed_bytes=freed, size_before=plan.size_before,
-                    size_after=plan.size_before - freed if not dry_run else plan.size_after,
+                    size_after=plan.size_before - freed,
                     kept=plan.kept_summary(), max_size=plan.max_size,
                     over_target=plan.over_target, temp_removed=temp_removed)
 
@@ -121,7 +121,8 @@ class RetentionCalls:
         limit = _check_options(keep_days, max_size)
         store = self.workspace.store
         if dry_run:
-            return _report(self.gc_plan(keep_days=keep_days, max_size=limit), dry_run=True, removed=0, freed=0)
+            plan = self.gc_plan(keep_days=keep_days, max_size=limit)
+            return _report(plan, dry_run=True, removed=len(plan.remove), freed=plan.bytes_to_free)
         if store.read_only or store.cache.read_only:
             raise StoreError(f"the store at {store.root} is on read-only media: nothing can be removed from it; "
                              "`satchel gc --dry-run` shows what a gc would free on a writable copy")

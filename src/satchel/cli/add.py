@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from satchel.cli._common import emit_json, handle_errors, human_bytes, open_store, store_options
+from satchel.api.config import Workflow
 from satchel.errors import BadArgumentError, Interrupted, SatchelError
 
 
@@ -114,7 +115,9 @@ def _workflow(ml, name_or_url: str, workflow_type: str):
             return lookup(name_or_url)
         except SatchelError:
             continue
-    return ml.create_workflow(name_or_url, workflow_type, url="")
+    # a new one, named: no script behind it to take a URL or checksum from (a later add of the name reuses it)
+    ml.workspace.check_terms("Workflow_Type", [workflow_type])
+    return Workflow(name=name_or_url, workflow_type=workflow_type, description="files recorded with `satchel add`")
 
 
 def _describe(paths: tuple[Path, ...], n: int) -> str:

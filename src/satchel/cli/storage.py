@@ -19,8 +19,12 @@ KEPT_WORDS = {
 }
 
 
+def objects(n: int) -> str:
+    return f"{n:,} object" + ("" if n == 1 else "s")
+
+
 def _kept_lines(kept: dict[str, dict[str, int]]) -> list[str]:
-    return [f"  kept {v['objects']:,} objects, {human_bytes(v['bytes'])}: {KEPT_WORDS[r]}"
+    return [f"  kept {objects(v['objects'])}, {human_bytes(v['bytes'])}: {KEPT_WORDS[r]}"
             for r, v in kept.items() if v["objects"]]
 
 
@@ -84,7 +88,7 @@ def gc(store, hostname, catalog_id, dry_run: bool, keep_days: float | None, max_
         emit_json(report.as_dict())
         return
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {report.removed_objects:,} objects, {human_bytes(report.removed_bytes)}; "
+    click.echo(f"{verb} {objects(report.removed_objects)}, {human_bytes(report.removed_bytes)}; "
                f"cache {human_bytes(report.size_before)} -> {human_bytes(report.size_after)}")
     for line in _kept_lines(report.kept):
         click.echo(line)
