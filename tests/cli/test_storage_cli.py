@@ -102,10 +102,10 @@ def test_add_refuses_two_files_of_one_name_and_missing_paths(store, tmp_path):
         (tmp_path / "runs" / d).mkdir(parents=True)
         (tmp_path / "runs" / d / "model.pt").write_text(d)
     err = error(satchel("add", "--store", str(store), "--host", "example.org", "--catalog", "1",
-                        str(tmp_path / "runs")), 1)
+                        str(tmp_path / "runs")), 2)
     assert "model.pt" in err and "separate" in err
     err = error(satchel("add", "--store", str(store), "--host", "example.org", "--catalog", "1",
-                        str(tmp_path / "nothing-here")), 1)
+                        str(tmp_path / "nothing-here")), 2)
     assert "does not exist" in err
     assert not (store / "journal.db").exists() or not DerivaML("example.org", "1", working_dir=store).list_executions()
 
@@ -162,9 +162,38 @@ def test_gc_du_and_get_pull_against_the_server(store, files, tmp_path, deriva_se
 
 def test_gc_options_and_errors(store, files):
     add(store, str(files))
-    assert "cannot read" in error(satchel("gc", "--store", str(store), "--max-size", "lots"), 1)
+    assert "cannot read" in error(satchel("gc", "--store", str(store), "--max-size", "lots"), 2)
     res = satchel("gc", "--store", str(store), "--keep-days", "-3")
     assert res.returncode == 2 and "-3" in res.stderr  # click's range check: a usage error
     text = ok(satchel("gc", "--store", str(store), "--max-size", "1K"))
     assert "above --max-size" in text  # everything is unsynced: nothing can go
     assert error(satchel("pin", "--store", str(store), "NOPE"), 3)
+
+
+def test_ctrl_c_during_add_commits_nothing_and_add_execution_finishes(store, files, tmp_path):
+    import signal
+    import time
+
+    add(store, str(files / "sub"))  # the store exists
+    mark = tmp_path / "capturing"
+    env = {**os.environ, "SATCHEL_PAUSE_AT": "commit.after_capture", "SATCHEL_PAUSE_MARK": str(mark),
+           "SATCHEL_PAUSE_SECONDS": "30"}
+    env.pop("SATCHEL_DEBUG", None)
+    with subprocess.Popen([sys.executable, "-m", "satchel.cli", "add", "--store", str(store), str(files / "model.pt")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        deadline = time.monotonic() + 60
+        while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert mark.exists(), proc.stderr.read() if proc.poll() is not None else "never reached the capture"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.startswith("error: interrupted") and "Traceback" not in err
+    rid = err.split("satchel add --execution ")[1].split("`")[0]
+    with DerivaML("example.org", "1", working_dir=store) as ml:
+        assert [a.filename for a in ml.list_assets("Execution_Asset")] == ["log.txt"]  # nothing of the 2nd
+    done = json.loads(ok(satchel("add", "--store", str(store), "--execution", rid, "--json")))
+    assert [a["Filename"] for a in done["assets"]] == ["model.pt"]
+    with DerivaML("example.org", "1", working_dir=store) as ml:
+        assert ml.lookup_execution(rid).status == "Uploaded"
+        assert ml.verify().lost_assets == []

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from satchel.errors import (
+    BadArgumentError,
     CacheError,
     ExecutionError,
     Interrupted,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 #: exit codes by error class, most specific first (documented in docs/cli.md)
 EXIT_CODES: list[tuple[type[SatchelError], int]] = [
     (Interrupted, 130),
+    (BadArgumentError, 2),
     (NotFoundError, 3),
     (CacheError, 4),
     (StoreError, 5),
