@@ -405,7 +405,7 @@ class Execution:
 
         All RIDs and bytes are checked before any file is written or anything recorded.
         """
-        with gc_paused(), self._ws.store.cache.use.shared():  # gc: see pause_gc; the lock: see uselock
+        with gc_paused():  # a few objects per asset, no cycles: see pause_gc
             return self._download_assets(list(asset_rids), Path(dest_dir), update_catalog)
 
     def _download_assets(self, asset_rids: list[str], dest: Path, update_catalog: bool) -> list[AssetFilePath]:

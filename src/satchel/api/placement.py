@@ -126,7 +126,18 @@ def plan(store: Store, conn: Connection, rids: list[str], dest_dir: Path) -> lis
 
 
 def apply(store: Store, planned: list[Placed], dest_dir: Path) -> list[Placed]:
-    """Write the files a plan still needs: all objects checked first, then one filesystem sync."""
+    """Write the files a plan still needs: all objects checked first, then one filesystem sync.
+
+    While objects are read out, the cache's use lock is held shared: no gc removes one between the
+    check and the copy. A repeated download that finds every file in place reads no object, and
+    takes no lock."""
+    if planned and all(p.skipped for p in planned):  # every file is in place, so is its folder
+        return planned
+    with store.cache.use.shared():
+        return _write(store, planned, dest_dir)
+
+
+def _write(store: Store, planned: list[Placed], dest_dir: Path) -> list[Placed]:
     cache = store.cache
     for p in planned:  # every object a file still needs must be here before anything is written
         if not p.skipped and (p.digest is None or not cache.has(p.digest)):

@@ -221,8 +221,7 @@ class Workspace:
     def place(self, asset_rids: Sequence[str], dest_dir: Path) -> list[Path]:
         """Put assets' verified bytes in ``dest_dir`` (files already holding them are left alone); records nothing.
         Every RID and object is checked before any file is written."""
-        with self.store.cache.use.shared():  # no gc between finding the objects and copying them out
-            return [Path(p.dest) for p in placement.place(self.store, list(asset_rids), Path(dest_dir))]
+        return [Path(p.dest) for p in placement.place(self.store, list(asset_rids), Path(dest_dir))]
 
     def has_bytes(self, asset_rid: str) -> bool:
         """Whether the cache holds the asset's bytes (``UnknownRIDError`` if no asset has that RID)."""
