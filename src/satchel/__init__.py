@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         UpdateAssetResult, UploadCallback, UploadProgress, UploadReport, VocabularyTerm, Workflow,
     )
     from satchel.cache import Digest
+    from satchel.provenance import LineageGraph
     from satchel.mlschema import RID, ExecAssetType, ExecMetadataType, MLAsset, MLTable, MLVocab
 
 #: name -> the module it loads from, on first use
@@ -80,6 +81,7 @@ _LAZY = {
     )},
     **{name: "satchel.mlschema" for name in ("RID", "ExecAssetType", "ExecMetadataType", "MLAsset", "MLTable", "MLVocab")},
     "Digest": "satchel.cache",
+    "LineageGraph": "satchel.provenance",
     "BundleReport": "satchel.bundle",
 }
 #: deriva-ml's name for the execution status enum
@@ -145,6 +147,7 @@ __all__ = [
     "IntegrityError",
     "Interrupted",
     "InvalidTransitionError",
+    "LineageGraph",
     "LocalFile",
     "MLAsset",
     "MLTable",

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.tree import Tree
 
 from satchel.cli._common import handle_errors, human_bytes
+from satchel.cli.lineage import lineage_tree
 from satchel.cli._progress import SyncBars
 from satchel.api import ExecutionConfiguration
 from satchel.errors import RemoteError
@@ -147,14 +147,9 @@ def sync_and_read(laptop: DerivaML, server, root: Path, work: Path, console: Con
             laptop.pull(remote=remote)
 
     console.rule("[bold]4. lineage of the model, as the laptop now sees it[/bold]")
-    model = laptop.lookup_asset(model.rid)
-    tree = Tree(f"[bold]{model.asset_table}/{model.filename}[/bold] {model.rid}  tags: {', '.join(model.asset_types)}")
-    for link in model.executions:
-        node = tree.add(f"{link.asset_role} of execution {link.execution_rid}")
-        for asset in laptop.list_execution_assets(link.execution_rid):
-            if asset.rid != model.rid:
-                role = next(e.asset_role for e in asset.executions if e.execution_rid == link.execution_rid)
-                node.add(f"{role}: {asset.asset_table}/{asset.filename}")
-    console.print(tree)
+    graph = laptop.lineage(model.rid)  # offline: the journal, with the workstation's run mirrored by the pull
+    console.print(lineage_tree(graph))
+    console.print(f"[dim]the same as W3C PROV or a picture: satchel lineage {graph.root} --format prov-json|svg "
+                  "-o FILE[/dim]")
     check = laptop.verify()
     console.print(f"verify: {check.objects_checked} objects re-hashed, {'ok' if check.ok else 'PROBLEMS'}")
