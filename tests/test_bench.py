@@ -26,7 +26,7 @@ def doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
     res = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--repeat", "1",
          "--only", "capture-small", "--only", "noop-redownload", "--only", "push-small", "--only", "scale",
-         "--only", "bundle",
+         "--only", "bundle", "--only", "gc",
          "--out", str(out), "--data-dir", str(data)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
@@ -42,7 +42,8 @@ def test_document_shape(doc: dict) -> None:
     for key in ("cpu_count", "python", "kernel", "filesystem"):
         assert machine[key], key
     assert machine["filesystem"]["type"]
-    assert [w["name"] for w in doc["workloads"]] == ["capture-small", "noop-redownload", "push-small", "scale", "bundle"]
+    assert [w["name"] for w in doc["workloads"]] == ["capture-small", "noop-redownload", "push-small", "scale", "bundle",
+                                                     "gc"]
 
 
 def test_figures_have_statistics_references_and_targets(doc: dict) -> None:
@@ -94,3 +95,11 @@ def test_bundle_compares_export_and_import_with_tar(doc: dict) -> None:
             assert f["reference"]["label"].startswith("tar -")
             assert f["target"]["on"] == "ratio" and isinstance(f["met"], bool)
     assert figures["large_export_peak_rss"]["values"][0] > 0
+
+
+def test_gc_removes_every_pushed_object_beside_a_bare_unlink_loop(doc: dict) -> None:
+    gc = doc["workloads"][5]
+    assert gc["status"] == "ok", gc
+    figures = {f["id"]: f for f in gc["figures"]}
+    assert figures["gc"]["reference"]["label"].startswith("bare loop") and figures["gc"]["ratio"] > 0
+    assert figures["storage_summary"]["reference"]["label"].startswith("du -s")

@@ -12,6 +12,7 @@ from bench.workloads import (
     bundle,
     capture_large,
     capture_small,
+    gc,
     noop_redownload,
     push_large,
     push_small,
@@ -20,7 +21,7 @@ from bench.workloads import (
 )
 
 WORKLOADS: list[ModuleType] = sorted(
-    [capture_small, capture_large, noop_redownload, push_small, push_large, resume, scale, bundle],
+    [capture_small, capture_large, noop_redownload, push_small, push_large, resume, scale, bundle, gc],
     key=lambda m: m.NUMBER,
 )
 BY_NAME: dict[str, ModuleType] = {m.NAME: m for m in WORKLOADS}
