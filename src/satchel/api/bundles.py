@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from satchel.journal.synclog import KEPT, Recording, clip
+
+
+def bundle_summary(report: Any) -> dict[str, Any]:
+    """What the sync history keeps of a ``BundleReport``."""
+    return {"bundle_id": report.bundle_id, "kind": report.kind, "records": dict(report.records),
+            "objects": report.objects, "object_bytes": report.object_bytes, "applied": dict(report.applied),
+            "already_imported": report.already_imported, "warnings": [clip(w) for w in report.warnings[:KEPT]]}
+
+
+def _where(path: os.PathLike[str] | str) -> str:
+    return str(Path(path).expanduser().absolute())
 
 
 class BundleCalls:
+    store: Any
+
     def export_bundle(
         self, out: os.PathLike[str] | str, *, executions: Sequence[str] = (), since: str | None = None,
         for_offline: bool = False, assets: Sequence[str] = (), tables: Sequence[str] = (), rid_pool: int = 0,
@@ -27,9 +43,10 @@ class BundleCalls:
         """
         from satchel.bundle import export_bundle
 
-        return export_bundle(self, out, executions=executions, since=since, for_offline=for_offline,
-                             assets=assets, tables=tables, rid_pool=rid_pool, mirror=mirror, remote=remote,
-                             progress=progress)
+        with Recording(self.store, "bundle-export", _where(out), bundle_summary) as recording:
+            return recording.done(export_bundle(
+                self, out, executions=executions, since=since, for_offline=for_offline, assets=assets,
+                tables=tables, rid_pool=rid_pool, mirror=mirror, remote=remote, progress=progress))
 
     def import_bundle(self, path: os.PathLike[str] | str, *, progress: Any = None) -> Any:
         """Verify a bundle completely, then apply it in one transaction; a second import changes nothing.
@@ -39,4 +56,5 @@ class BundleCalls:
         """
         from satchel.bundle import import_bundle
 
-        return import_bundle(self, path, progress=progress)
+        with Recording(self.store, "bundle-import", _where(path), bundle_summary) as recording:
+            return recording.done(import_bundle(self, path, progress=progress))

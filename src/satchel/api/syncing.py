@@ -15,6 +15,7 @@ from satchel.api.workspace import Workspace
 from satchel.journal import queries as q
 from satchel.journal import read_transaction, write_transaction
 from satchel.journal.models import AssetRow
+from satchel.journal.synclog import SyncLogRecord, history
 
 
 def check_remote_url(url: str) -> str:
@@ -135,6 +136,15 @@ class SyncCalls:
         from satchel.sync.puller import resolve_conflict
 
         return resolve_conflict(self, asset_rid, keep)
+
+    def sync_history(self, limit: int | None = None, operation: str | None = None) -> list[SyncLogRecord]:
+        """The pushes, pulls and bundle exports and imports of this store, newest first (``satchel log``).
+
+        ``limit``: at most that many; ``operation``: ``push``, ``pull``, ``bundle-export`` or
+        ``bundle-import`` only. An entry whose process ended before it finished (killed, crashed) has the
+        outcome ``unfinished``; one still at work, ``running``.
+        """
+        return history(self.workspace.store, limit=limit, operation=operation)
 
     def sync_plan(self) -> Any:
         """What one push would send, from the journal alone (``--dry-run``)."""

@@ -321,7 +321,7 @@ class SyncLogEntry(Base):
     ``outcome`` is ``running`` until the end (a row left ``running`` by a dead
     process is a sync that never finished), then ``ok``, ``partial`` (some
     rows or objects failed), ``failed`` or ``interrupted``. ``summary`` holds
-    the counts (``SyncResult.as_dict()`` for push and pull).
+    the counts (``satchel.sync.summarize`` of the ``SyncResult`` for push and pull).
     """
 
     __tablename__ = "sync_log"

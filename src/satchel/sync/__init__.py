@@ -11,7 +11,9 @@ from typing import Any
 
 from satchel import errors
 from satchel.journal import read_transaction
+from satchel.journal.synclog import KEPT, Recording, clip
 from satchel.remote import Remote
+from satchel.remote.boundary import safe_url
 from satchel.sync.lock import sync_lock
 from satchel.sync.plan import PushPlan, make_plan
 from satchel.sync.pusher import Pusher
@@ -39,10 +41,10 @@ def push(ml: Any, remote: Remote, *, retry_failed: bool = False, **options: Any)
             "or set SATCHEL_TOKEN (bearer) or SATCHEL_COOKIE (webauthn)",
             url=remote.session.url,
         )
-    with sync_lock(ml.store.root):
+    with sync_lock(ml.store.root), Recording(ml.store, "push", catalog_url(remote), summarize) as recording:
         if retry_failed:
             reset_failed(ml)
-        return Pusher(ml, remote, **options).run()
+        return recording.done(Pusher(ml, remote, **options).run())
 
 
 def pull(ml: Any, remote: Remote, **options: Any) -> SyncResult:
@@ -51,8 +53,28 @@ def pull(ml: Any, remote: Remote, **options: Any) -> SyncResult:
 
     _writable(ml, "pull")
     run_options = {k: options.pop(k) for k in ("metadata", "assets", "tables", "executions") if k in options}
-    with sync_lock(ml.store.root):
-        return Puller(ml, remote, **options).run(**run_options)
+    with sync_lock(ml.store.root), Recording(ml.store, "pull", catalog_url(remote), summarize) as recording:
+        return recording.done(Puller(ml, remote, **options).run(**run_options))
+
+
+def catalog_url(remote: Remote) -> str:
+    """The catalog a sync talks to, as the sync history names it (no user info, no secrets)."""
+    return f"{safe_url(remote.session.url).rstrip('/')}/ermrest/catalog/{remote.catalog.catalog_id}"
+
+
+def _nonzero(counts: Any) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if v}
+
+
+def summarize(result: SyncResult) -> dict[str, Any]:
+    """What the sync history keeps of a result: the counts and bytes, how many items failed, the first
+    failures and warnings as short lines (``satchel push --json`` gives them all)."""
+    return {
+        "done": _nonzero(result.done), "skipped": _nonzero(result.skipped), "pulled": _nonzero(result.pulled),
+        "bytes_sent": result.bytes_sent, "bytes_received": result.bytes_received, "failed": len(result.failed),
+        "failures": [clip(f"{f.step} {f.rid}: {f.reason}") for f in result.failed[:KEPT]],
+        "warnings": [clip(w) for w in result.warnings[:KEPT]],
+    }
 
 
 def reset_failed(ml: Any) -> int:
@@ -71,4 +93,5 @@ def reset_failed(ml: Any) -> int:
     return n
 
 
-__all__ = ["PUSH_STEPS", "Failure", "ProgressEvent", "PushPlan", "SyncResult", "plan", "pull", "push", "reset_failed"]
+__all__ = ["PUSH_STEPS", "Failure", "ProgressEvent", "PushPlan", "SyncResult", "catalog_url", "plan", "pull", "push",
+           "reset_failed", "summarize"]
