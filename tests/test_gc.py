@@ -331,3 +331,26 @@ def test_a_gc_during_a_commit_waits_for_it(pushed, tmp_path):
     assert report.kept["unsynced"]["objects"] == 2  # d.bin and the commit's a.bin bytes: seen after it
     assert ml.store.cache.verify_object(digest_of(ml, new_rid))
     assert ml.verify().lost_assets == []
+
+
+def test_a_cache_shared_by_two_stores_keeps_the_other_stores_bytes(tmp_path):
+    """Only objects an asset of this store names may go: another store's unsynced work stays."""
+    cache = tmp_path / "shared-cache"
+    with DerivaML("example.org", "2", working_dir=tmp_path / "b", cache_dir=cache) as b:
+        (theirs,) = record(b, {"theirs.bin": b"t" * 1700})
+    with DerivaML("example.org", "1", working_dir=tmp_path / "a", cache_dir=cache) as a:
+        report = a.gc()
+        assert report.removed_objects == 0 and report.kept["not-ours"]["objects"] == 1
+    with DerivaML("example.org", "2", working_dir=tmp_path / "b", cache_dir=cache) as b:
+        assert b.verify().lost_assets == []
+
+
+def test_not_a_number_of_days_and_gc_inside_a_cache_use_are_refused(pushed):
+    from satchel import StoreBusyError
+
+    ml, synced, _, _ = pushed
+    with pytest.raises(BadArgumentError):
+        ml.gc(keep_days=float("nan"))
+    with ml.store.cache.use.shared(), pytest.raises(StoreBusyError, match="this process is using the cache"):
+        ml.gc()
+    assert all(ml.store.cache.has(blake3_of(ml, r)) for r in synced)

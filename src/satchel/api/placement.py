@@ -159,7 +159,6 @@ def _write(store: Store, planned: list[Placed], dest_dir: Path) -> list[Placed]:
                         p.dest, _md5_of(store, p.dest), p.rid, p.row.md5)
         try:
             cache.export(p.digest, Path(p.dest), durable=not batch)
-            cache.mark_used(p.digest)  # gc --keep-days counts a download as a use
         except SatchelError:
             raise
         except OSError as exc:

@@ -10,6 +10,7 @@ leaves a cache that is simply partly collected, which the next ``gc`` finishes.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -67,7 +68,7 @@ class GcReport:
 
 def _check_options(keep_days: float | None, max_size: int | str | None) -> int | None:
     if keep_days is not None and (isinstance(keep_days, bool) or not isinstance(keep_days, (int, float))
-                                  or keep_days < 0):
+                                  or not math.isfinite(keep_days) or keep_days < 0):
         raise BadArgumentError(f"keep_days must be a number of days, 0 or more (got {keep_days!r})")
     return None if max_size is None else parse_size(max_size)
 
@@ -104,7 +105,8 @@ class RetentionCalls:
         store = self.workspace.store
         with read_transaction(self.workspace.engine) as conn:
             keep = retention.digests_to_keep(conn)
-        return plan_collection(store.cache.object_stats(), keep, keep_days=keep_days, max_size=limit)
+            named = retention.named_digests(conn)
+        return plan_collection(store.cache.object_stats(), keep, keep_days=keep_days, max_size=limit, named=named)
 
     def gc(self, *, keep_days: float | None = None, max_size: int | str | None = None, dry_run: bool = False,
            progress: Callable[[int, int], None] | None = None,
@@ -130,7 +132,8 @@ class RetentionCalls:
         with sync_lock(store.root), cache.use.exclusive(on_wait):
             with read_transaction(self.workspace.engine) as conn:
                 keep = retention.digests_to_keep(conn)
-            plan = plan_collection(cache.object_stats(), keep, keep_days=keep_days, max_size=limit)
+                named = retention.named_digests(conn)
+            plan = plan_collection(cache.object_stats(), keep, keep_days=keep_days, max_size=limit, named=named)
             freed = removed = 0
             for i, obj in enumerate(plan.remove, 1):
                 size = cache.remove(obj.blake3)
@@ -176,7 +179,7 @@ class RetentionCalls:
         exec_dirs = [p for p in exec_root.iterdir() if p.is_dir()] if exec_root.is_dir() else []
         executions = [_tree_size(p) for p in exec_dirs]
         journal = sum(p.stat().st_size for p in store.root.glob("journal.db*") if p.is_file())
-        kept = {r: v for r, v in plan.kept_summary().items() if r in ("unsynced", "open-execution", "pinned")}
+        kept = {r: v for r, v in plan.kept_summary().items() if r in ("unsynced", "open-execution", "pinned", "not-ours")}
         with read_transaction(self.workspace.engine) as conn:
             pins = conn.connection.driver_connection.execute("SELECT count(*) FROM cache_pins").fetchone()[0]
         return {

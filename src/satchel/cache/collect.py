@@ -9,13 +9,13 @@ size target (``max_size``), and lists the rest, least recently used first.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from satchel.cache.objects import CachedObject
 
 #: why an object stays, in the order they are checked (an object is counted under the first that applies)
-KEEP_REASONS = ("unsynced", "open-execution", "pinned", "recent", "within-size")
+KEEP_REASONS = ("unsynced", "open-execution", "pinned", "not-ours", "recent", "within-size")
 
 DAY = 86400.0
 
@@ -48,7 +48,7 @@ class CollectionPlan:
 
 def plan_collection(
     objects: Iterable[CachedObject], keep: Mapping[str, str], *, keep_days: float | None = None,
-    max_size: int | None = None, now: float | None = None,
+    max_size: int | None = None, now: float | None = None, named: Set[str] | None = None,
 ) -> CollectionPlan:
     """Decide which objects go.
 
@@ -63,6 +63,8 @@ def plan_collection(
     for obj in objects:
         plan.size_before += obj.size
         reason = keep.get(obj.blake3)
+        if reason is None and named is not None and obj.blake3 not in named:
+            reason = "not-ours"  # no asset of this store names it: another store's, or a crash's debris
         if reason is None and keep_days is not None and now - obj.last_used < keep_days * DAY:
             reason = "recent"
         if reason is None:

@@ -860,13 +860,6 @@ class ObjectCache:
                     continue
                 yield CachedObject(sub.name + entry.name, st.st_size, max(st.st_atime, st.st_mtime))
 
-    def mark_used(self, digest: Digest | str) -> None:
-        """Note that an object was just read out (its access time): ``gc --keep-days`` keeps recent ones."""
-        if self.read_only:
-            return
-        with contextlib.suppress(OSError):
-            os.utime(self._object_name(digest), ns=(time.time_ns(), os.stat(self._object_name(digest)).st_mtime_ns))
-
     def remove(self, b3: str) -> int:
         """Delete one object (only ``gc`` does, holding :attr:`use` exclusive); returns the bytes freed."""
         name = self._object_name(b3)

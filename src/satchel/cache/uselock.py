@@ -21,18 +21,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from satchel.errors import StoreBusyError
+
 
 class UseLock:
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
         self._read_only = read_only  # nothing can be removed from read-only media: no lock needed
         self._fd = -1
+        self._pid = os.getpid()
         self._holders = 0
         self._mutex = threading.Lock()
 
     def _open(self) -> int:
+        if self._fd >= 0 and self._pid != os.getpid():
+            # a forked child shares the parent's open file, and its release would drop the parent's lock
+            self._fd, self._holders = -1, 0
         if self._fd < 0:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._pid = os.getpid()
         return self._fd
 
     @contextmanager
@@ -42,8 +49,9 @@ class UseLock:
             yield
             return
         with self._mutex:
+            fd = self._open()
             if self._holders == 0:
-                fcntl.flock(self._open(), fcntl.LOCK_SH)
+                fcntl.flock(fd, fcntl.LOCK_SH)
             self._holders += 1
         try:
             yield
@@ -55,7 +63,10 @@ class UseLock:
 
     @contextmanager
     def exclusive(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Hold the cache alone (a separate open file, so it waits for this process's shared holders too)."""
+        """Hold the cache alone (a separate open file, so it waits for other processes' shared holders)."""
+        if self._holders and self._pid == os.getpid():
+            raise StoreBusyError(f"this process is using the cache at {self.path.parent} (a commit, download or "
+                                 "bundle is under way in it): run gc after that call returns")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             try:

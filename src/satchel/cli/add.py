@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from satchel.cli._common import emit_json, handle_errors, human_bytes, open_store, store_options
 from satchel.api.config import Workflow
-from satchel.errors import BadArgumentError, Interrupted, SatchelError
+from satchel.errors import BadArgumentError, ExecutionError, Interrupted, SatchelError
 
 
 def files_to_add(paths: tuple[Path, ...]) -> list[Path]:
@@ -77,8 +77,15 @@ def command(store, hostname, catalog_id, paths: tuple[Path, ...], table: str, ty
         ws = ml.workspace
         ws.check_asset_table(table)
         ws.check_terms("Asset_Type", list(types))
+        inside = [f for f in files if _within(f, ml.store.root) or _within(f, ml.store.cache.root)]
+        if inside:
+            raise BadArgumentError(f"{inside[0]} is part of the store itself ({ml.store.root}); add files outside "
+                                   "it, or name the folders to add (nothing was recorded)")
         if execution_rid:
             exe = ml.resume_execution(execution_rid)
+            if exe.status in ("Failed", "Aborted"):
+                raise ExecutionError(f"execution {exe.execution_rid} is {exe.status}; add the files to a new "
+                                     "execution (drop --execution) (nothing was recorded)")
         else:
             wf = _workflow(ml, workflow or "satchel add", workflow_type)
             exe = ml.create_execution(workflow=wf, description=description or _describe(paths, len(files)))
@@ -107,6 +114,11 @@ def command(store, hostname, catalog_id, paths: tuple[Path, ...], table: str, ty
     if len(report.assets) > 20:
         click.echo(f"  … and {len(report.assets) - 20} more (`satchel show {exe.execution_rid}`)")
     click.echo("offline and durable; `satchel push` sends them to the catalog")
+
+
+def _within(path: Path, root: Path) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top + os.sep)
 
 
 def _workflow(ml, name_or_url: str, workflow_type: str):

@@ -14,6 +14,7 @@ KEPT_WORDS = {
     "unsynced": "not on the server yet",
     "open-execution": "used by open executions",
     "pinned": "pinned",
+    "not-ours": "named by no asset of this store (a shared cache)",
     "recent": "used recently (--keep-days)",
     "within-size": "within --max-size",
 }
@@ -61,7 +62,7 @@ def du(store, hostname, catalog_id, as_json: bool) -> None:
 @click.command("gc")
 @store_options
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
-@click.option("--keep-days", type=click.FloatRange(min=0), metavar="N",
+@click.option("--keep-days", type=click.FloatRange(min=0, max=1e6), metavar="N",
               help="Keep objects used (captured, fetched or downloaded) in the last N days.")
 @click.option("--max-size", metavar="SIZE",
               help="Remove only until the cache is this small (e.g. 10G, 500M), least recently used first.")

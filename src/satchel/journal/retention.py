@@ -6,6 +6,8 @@ An object stays when any asset whose bytes it holds is
   waiting in a bundle for a gateway): the cache holds its only copy;
 * ``open-execution``: an input or output of an execution of this store that
   is still open (``Created``, ``Running``, ``Stopped``, ``Pending_Upload``);
+* also ``unsynced``: in an open conflict (the server may have deleted it: ``resolve --keep local``
+  sends these bytes again);
 * ``pinned``: named in ``cache_pins`` (``satchel get --pin``, ``satchel pin``,
   ``download_asset(..., use_cache=True)``).
 """
@@ -33,6 +35,9 @@ SELECT a.blake3, 'open-execution' FROM executions e
 UNION ALL
 SELECT a.blake3, 'pinned' FROM cache_pins p JOIN assets a ON a.id = p.asset_id
  WHERE a.blake3 IS NOT NULL
+UNION ALL
+SELECT a.blake3, 'unsynced' FROM conflicts c JOIN assets a ON a.id = c.asset_id
+ WHERE a.blake3 IS NOT NULL AND c.resolved_at IS NULL
 """
 
 #: the order of precedence when several reasons keep one object
@@ -46,6 +51,13 @@ def digests_to_keep(conn: Connection) -> dict[str, str]:
         if b3 not in keep or _RANK[reason] < _RANK[keep[b3]]:
             keep[b3] = reason
     return keep
+
+
+def named_digests(conn: Connection) -> set[str]:
+    """Every digest some asset of this journal names: only those may be removed (a cache shared by
+    several stores holds the others' objects too, and a crashed commit's objects are left alone)."""
+    return {b3 for (b3,) in conn.connection.driver_connection.execute(
+        "SELECT DISTINCT blake3 FROM assets WHERE blake3 IS NOT NULL")}
 
 
 def pin(conn: Connection, asset_ids: Sequence[int], reason: str, at: str) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 
 from satchel.journal import read_transaction, write_transaction
-from satchel.journal.models import AssetLink, AssetRow, AssetTag, Change, ConflictRow, ExecutionRow
+from satchel.journal.models import AssetLink, AssetRow, AssetTag, CachePin, Change, ConflictRow, ExecutionRow
 from satchel.remote.catalog import CatalogClient
 from satchel.store import now
 from satchel.sync.mapping import AssetTarget
@@ -110,6 +110,7 @@ def forget_asset(conn: Any, asset_id: int) -> None:
     conn.execute(delete(AssetTag).where(AssetTag.asset_id == asset_id))
     conn.execute(delete(AssetLink).where(AssetLink.asset_id == asset_id))
     conn.execute(delete(ConflictRow).where(ConflictRow.asset_id == asset_id))
+    conn.execute(delete(CachePin).where(CachePin.asset_id == asset_id))
     conn.execute(update(Change).where(Change.state == "pending", Change.kind.in_(ASSET_CHANGES),
                                       Change.entity_id == asset_id).values(state="done"))
     conn.execute(delete(AssetRow).where(AssetRow.id == asset_id))
