@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from mounts import small_tmpfs
 
 from satchel import CommitError, DerivaML, StoreError
 from workflows import config
@@ -21,15 +22,8 @@ MiB = 1 << 20
 
 @pytest.fixture
 def small_fs(tmp_path: Path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "3m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_cache_full_during_a_commit(small_fs, tmp_path):

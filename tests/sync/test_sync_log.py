@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from mounts import small_tmpfs
 from syncsupport import make_remote, record_run
 
 from satchel import DerivaML, Interrupted, RemoteError, StoreError
@@ -225,15 +226,8 @@ def test_a_history_that_cannot_be_written_never_fails_the_push(new_store, remote
 
 @pytest.fixture
 def small_fs(tmp_path: Path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(folder: Path) -> Path:
